@@ -1,10 +1,10 @@
 """The one place where AWS clients are built.
 
 Where the clients point:
-- `AWS_ENDPOINT_URL` set: every service goes to that endpoint (the local moto
-  server, or any other emulator);
-- `RECSYS_AWS_TARGET=localstack`: the `localstack-client` package resolves the
-  LocalStack edge endpoint (`LOCALSTACK_HOST`, default localhost:4566);
+- `RECSYS_AWS_TARGET=localstack`: LocalStack, its edge endpoint resolved by the
+  `localstack-client` package (`LOCALSTACK_HOST`, default localhost:4566);
+- otherwise `AWS_ENDPOINT_URL` when set: every service goes to that endpoint
+  (the local moto server that `make demo` / `make up` start);
 - neither: real AWS, with the usual credential chain.
 """
 
@@ -20,25 +20,28 @@ from botocore.config import Config
 _RETRIES = {"max_attempts": 5, "mode": "adaptive"}
 
 
-def _target() -> tuple[str | None, str]:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+def endpoint_for(service: str) -> str | None:
+    """The endpoint URL `service` clients use, or None for real AWS."""
     if os.environ.get("RECSYS_AWS_TARGET") == "localstack":
         from localstack_client.config import get_service_endpoint
 
-        return get_service_endpoint("s3").rsplit("/", 0)[0], region
-    return os.environ.get("AWS_ENDPOINT_URL") or None, region
+        return get_service_endpoint(service) or get_service_endpoint("edge")
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 @lru_cache(maxsize=None)
-def _client(service: str, endpoint: str | None, region: str, connect_timeout: float, read_timeout: float) -> Any:
+def _client(service: str, endpoint: str | None, region_name: str, connect_timeout: float, read_timeout: float) -> Any:
     config = Config(retries=_RETRIES, connect_timeout=connect_timeout, read_timeout=read_timeout)
-    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region, config=config)
+    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region_name, config=config)
 
 
 def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> Any:
     """A cached boto3 client for `service`, pointed at the configured target."""
-    endpoint, region = _target()
-    return _client(service, endpoint, region, connect_timeout, read_timeout)
+    return _client(service, endpoint_for(service), region(), connect_timeout, read_timeout)
 
 
 def reset_clients() -> None:

@@ -1,0 +1,87 @@
+"""`python -m recsys COMMAND`: the project's command line.
+
+- `demo`: the local platform end to end (what `make demo` runs);
+- `up` / `down` / `status`: keep the local services running between commands;
+- `import`: import a Personalize-format CSV folder into the data lake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = REPO_ROOT / ".local"
+STATE_FILE = STATE_DIR / "platform.json"
+DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "movietweetings-100k"
+
+
+def _up(args: argparse.Namespace) -> int:
+    from recsys.local.platform import ensure_up
+
+    ensure_up(STATE_FILE, args.stage)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from recsys.local.platform import shut_down
+
+    shut_down(STATE_FILE)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from recsys.local.platform import describe
+
+    print(describe(STATE_FILE))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from recsys.local.demo import run_demo
+
+    run_demo(STATE_FILE, stage=args.stage, dataset=Path(args.dataset), keep_running=args.keep_running)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from recsys.datasets.importer import DatasetImportError, import_dataset
+
+    try:
+        report = import_dataset(args.dataset, args.to)
+    except DatasetImportError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--stage", default=None, help="config stage (default: $RECSYS_STAGE or dev)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the local platform end to end")
+    demo.add_argument("--dataset", default=str(DEFAULT_DATASET), help="MovieTweetings folder (default: %(default)s)")
+    demo.add_argument("--keep-running", action="store_true", help="leave the services running (as `make up` does)")
+    demo.set_defaults(run=_demo)
+
+    commands.add_parser("up", help="start the local services and resources, and leave them running").set_defaults(run=_up)
+    commands.add_parser("down", help="stop the local services that `up` started").set_defaults(run=_down)
+    commands.add_parser("status", help="show what runs where").set_defaults(run=_status)
+
+    importer = commands.add_parser("import", help="import a Personalize-format CSV folder into the lake")
+    importer.add_argument("--dataset", required=True, help="folder (or s3:// prefix) with interactions.csv, users.csv, items.csv")
+    importer.add_argument("--to", required=True, help="destination: s3://bucket[/prefix] or a local folder")
+    importer.set_defaults(run=_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
