@@ -12,6 +12,7 @@ point-in-time features are always keyed by event time.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,6 +73,84 @@ class Event:
     @classmethod
     def from_json(cls, text: str | bytes) -> "Event":
         return cls.from_dict(json.loads(text))
+
+
+class InvalidEvent(ValueError):
+    """A record is not a valid canonical event; the message names the field."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+# Event time bounds: 2000-01-01 and 2100-01-01, in unix seconds.
+MIN_TIMESTAMP = 946_684_800.0
+MAX_TIMESTAMP = 4_102_444_800.0
+
+
+def _require_str(data: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(name, "required non-empty string" if not optional else "must be a non-empty string")
+    if len(value) > 256:
+        raise InvalidEvent(name, "longer than 256 characters")
+    return value
+
+
+def _number(data: dict[str, Any], name: str, *, optional: bool) -> float | None:
+    value = data.get(name)
+    if value is None:
+        if optional:
+            return None
+        raise InvalidEvent(name, "required number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        raise InvalidEvent(name, "must be a finite number")
+    return float(value)
+
+
+def parse_event_record(data: Any) -> Event:
+    """Validate a canonical event record (as carried on SNS/SQS/Firehose) and decode it.
+
+    Raises InvalidEvent naming the first bad field.
+    """
+    if not isinstance(data, dict):
+        raise InvalidEvent("record", "must be a JSON object")
+    event_id = _require_str(data, "event_id")
+    user_id = _require_str(data, "user_id")
+    event_type = _require_str(data, "event_type")
+    item_id = _require_str(data, "item_id", optional=True)
+    timestamp = _number(data, "timestamp", optional=False)
+    if not MIN_TIMESTAMP <= timestamp < MAX_TIMESTAMP:
+        raise InvalidEvent("timestamp", "must be unix seconds between 2000 and 2100")
+    event_value = _number(data, "event_value", optional=True)
+    received_at = _number(data, "received_at", optional=True)
+    impression = data.get("impression") or []
+    if not isinstance(impression, list) or not all(isinstance(i, str) for i in impression):
+        raise InvalidEvent("impression", "must be a list of item id strings")
+    properties = data.get("properties") or {}
+    if not isinstance(properties, dict) or not all(isinstance(v, str) for v in properties.values()):
+        raise InvalidEvent("properties", "must be an object of string values")
+    return Event(
+        event_id=event_id,
+        user_id=user_id,
+        event_type=event_type,
+        timestamp=timestamp,
+        item_id=item_id,
+        event_value=event_value,
+        session_id=_require_str(data, "session_id", optional=True),
+        recommendation_id=_require_str(data, "recommendation_id", optional=True),
+        impression=tuple(impression),
+        properties={str(k): v for k, v in properties.items()},
+        received_at=received_at,
+    )
+
+
+def event_date(timestamp: float) -> str:
+    """The lake partition (UTC date) of an event time."""
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
 # Layout of the S3 data lake (bucket: ResourceNames.bucket("lake", account)).

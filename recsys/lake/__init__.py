@@ -1,0 +1,1 @@
+"""The S3 data lake: the Firehose record transform and (with the batch issue) its readers."""
