@@ -1,0 +1,222 @@
+"""PIT feature store: writer throughput, FeatureReader latency, Redis memory per item and per user.
+
+    python -m benchmarks.bench_features                     # defaults below
+    python -m benchmarks.bench_features --memory-items 100000 --memory-users 100000
+
+Everything runs against a private Valkey 8 server on loopback, started for the run (the local MemoryDB stand-in),
+from one Python process. The synthetic catalog has `--items` items (3 topics each among 40, 1 of 500 creators,
+1 of 300 franchises); events mix plays, views, clicks, likes and purchases over the last 8 days.
+
+- writer: `FeatureWriter.apply` on batches of 100 events (what one SQS batch brings), every event new;
+- reader: `FeatureReader.read` of one user (with history) and 1,000 distinct random items of the catalog,
+  after a warm-up, timed end to end in the caller (decoding included); with the default creator cache, and
+  without it (every read then takes its two round trips);
+- memory: INFO used_memory before and after writing N items (catalog + one event each) and N users (profile +
+  `--user-events` events each), divided by N and scaled linearly to 1M; dedupe markers are counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import redis
+
+from benchmarks.common import percentile, record
+from recsys.config import PitFeatureConfig
+from recsys.events import Event
+from recsys.features import FeatureReader, FeatureWriter, ItemCatalog
+from recsys.local.services import start_valkey
+
+DAY = 86400
+KINDS = ["listen"] * 4 + ["watch"] * 2 + ["view"] * 2 + ["click", "like", "purchase"]
+
+
+def catalog_records(n: int, prefix: str = "item") -> list[dict]:
+    rng = random.Random(7)
+    return [
+        {"ITEM_ID": f"{prefix}-{k}", "GENRES": "|".join(f"topic-{t}" for t in rng.sample(range(40), 3)),
+         "CREATOR": f"creator-{rng.randrange(500)}", "FRANCHISE": f"franchise-{rng.randrange(300)}",
+         "PRICE": round(rng.uniform(0, 20), 2), "IS_PAID": rng.random() < 0.2,
+         "CREATION_TIMESTAMP": time.time() - rng.uniform(0, 90) * DAY}
+        for k in range(n)
+    ]
+
+
+def events(n: int, items: list[str], users: list[str], seed: int, prefix: str = "e") -> list[Event]:
+    rng = random.Random(seed)
+    now = time.time()
+    return [
+        Event(f"{prefix}-{k}", rng.choice(users), kind, now - rng.uniform(0, 8 * DAY), item_id=rng.choice(items),
+              event_value=rng.uniform(10, 3600) if kind in ("listen", "watch") else None)
+        for k, kind in ((k, rng.choice(KINDS)) for k in range(n))
+    ]
+
+
+def bench_writer(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
+    stream = events(args.events, items, [f"user-{k}" for k in range(args.users)], seed=1)
+    writer = FeatureWriter(client, config)
+    writer.apply(stream[:100])  # loads the scripts
+    began = time.perf_counter()
+    for start in range(100, len(stream), 100):
+        writer.apply(stream[start:start + 100])
+    elapsed = time.perf_counter() - began
+    record(
+        "pit_writer_events_per_s", figure="PIT feature writer throughput", value=(len(stream) - 100) / elapsed,
+        unit="events/s",
+        conditions=f"one process, batches of 100 events, {len(stream) - 100:,} new events over {args.items:,} items "
+                   f"and {args.users:,} users (user, item and creator scripts per play), local Valkey 8 on loopback; "
+                   f"{load()}",
+    )
+
+
+def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
+    user = "user-1"
+    rng = random.Random(3)
+    requests = [rng.sample(items, 1000) for _ in range(50)]
+    history = FeatureReader(client, config).read(user, []).user
+    affinities = sum(len(history[name]) for name in history if name.endswith("affinity"))
+    for label, key, reader_config in (
+        (f"creator cache {config.creator_cache_s:g} s (default)", "pit_reader", config),
+        ("no creator cache: always 2 round trips", "pit_reader_uncached", replace(config, creator_cache_s=0)),
+    ):
+        reader = FeatureReader(client, reader_config)
+        for n in range(200):
+            reader.read(user, requests[n % len(requests)])
+        samples = []
+        cpu = time.process_time()
+        for n in range(args.reads):
+            candidates = requests[n % len(requests)]
+            began = time.perf_counter()
+            reader.read(user, candidates)
+            samples.append((time.perf_counter() - began) * 1000)
+        cpu_ms = (time.process_time() - cpu) / args.reads * 1000
+        conditions = (
+            f"1 user ({history['user_events']:.0f} events, {affinities} affinity entries) + 1,000 random items of "
+            f"{args.items:,} ({label}), {args.reads:,} reads after 200 warm-up, one process, local Valkey 8 on "
+            f"loopback, hiredis parser; reader CPU {cpu_ms:.2f} ms/read; {load()}"
+        )
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        title = "PIT FeatureReader" + ("" if reader_config is config else ", no creator cache,")
+        record(f"{key}_p50_ms", figure=f"{title} p50 (1 user + 1,000 items)", value=p50, unit="ms",
+               conditions=conditions, target="≤ 20 ms (Amp)", meets=p50 <= 20)
+        record(f"{key}_p99_ms", figure=f"{title} p99 (1 user + 1,000 items)", value=p99, unit="ms",
+               conditions=conditions, target="≤ 2 ms", meets=p99 <= 2)
+
+
+def load() -> str:
+    """The machine is shared: say how busy it was."""
+    return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+
+
+def used_memory(client: redis.Redis) -> int:
+    """used_memory once the background frees are done (Valkey 8 deletes and flushes lazily by default)."""
+    while int(client.info("memory")["lazyfree_pending_objects"]):
+        time.sleep(0.01)
+    return int(client.info("memory")["used_memory"])
+
+
+def flush(client: redis.Redis) -> None:
+    client.execute_command("FLUSHALL", "SYNC")
+
+
+def drop_markers(client: redis.Redis) -> int:
+    """Delete the dedupe marker sets; returns the bytes they held."""
+    before = used_memory(client)
+    batch = [key for key in client.scan_iter(match="pit:*:seen:*", count=10_000)]
+    for start in range(0, len(batch), 10_000):
+        client.delete(*batch[start:start + 10_000])
+    return before - used_memory(client)
+
+
+def bench_memory(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
+    n = args.memory_items
+    writer = FeatureWriter(client, config)
+    catalog = ItemCatalog(client, config)
+    flush(client)
+    base = used_memory(client)
+    records = catalog_records(n, prefix="mem-item")
+    for start in range(0, n, 1000):
+        catalog.upsert_items(records[start:start + 1000])
+    item_ids = [r["ITEM_ID"] for r in records]
+    one_each = [Event(f"m-{k}", "mem-user", "listen", time.time() - 60, item_id=item, event_value=600.0)
+                for k, item in enumerate(item_ids)]
+    for start in range(0, n, 500):
+        writer.apply(one_each[start:start + 500])
+    client.delete(*client.keys("pit:{u:mem-user}:*"))
+    markers = drop_markers(client)
+    creators = sum(1 for _ in client.scan_iter(match="pit:{c:*}:r*", count=10_000))
+    item_bytes = used_memory(client) - base
+    record(
+        "pit_memory_per_1m_items_mib", figure="PIT store memory per 1M items", value=item_bytes / n * 1e6 / 2**20,
+        unit="MiB",
+        conditions=f"measured on {n:,} items and scaled linearly: catalog metadata hash + record "
+                   f"({writer.item_layout.size} B) with counters and windows, {creators} creator records; "
+                   "dedupe markers excluded (see extra)",
+        extra={"dedupe_marker_bytes_per_event_entity": round(markers / (2 * n), 1)},
+    )
+    print(f"dedupe markers: {markers / (2 * n):.1f} bytes per (event, entity), kept {config.dedupe_ttl_days} days")
+
+    n = args.memory_users
+    flush(client)
+    base = used_memory(client)
+    users = [f"mem-user-{k}" for k in range(n)]
+    for start in range(0, n, 1000):
+        catalog.upsert_users([{"USER_ID": u, "AGE": 30, "TOPICS": "topic-1|topic-2", "GEO": "ES"}
+                              for u in users[start:start + 1000]])
+    catalog.upsert_items(catalog_records(args.items))
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
+    rng = random.Random(5)
+    stream = [Event(f"u-{k}-{j}", user, rng.choice(KINDS), time.time() - rng.uniform(0, 30 * DAY),
+                    item_id=rng.choice(items), event_value=600.0)
+              for k, user in enumerate(users) for j in range(args.user_events)]
+    for start in range(0, len(stream), 500):
+        writer.apply(stream[start:start + 500])
+    client.delete(*[k for k in client.scan_iter(match="pit:{i:*", count=10_000)])
+    client.delete(*[k for k in client.scan_iter(match="pit:{c:*", count=10_000)])
+    drop_markers(client)
+    user_bytes = used_memory(client) - base
+    record(
+        "pit_memory_per_1m_users_mib", figure="PIT store memory per 1M users", value=user_bytes / n * 1e6 / 2**20,
+        unit="MiB",
+        conditions=f"measured on {n:,} users and scaled linearly: profile (AGE, TOPICS, GEO), {args.user_events} "
+                   "events each over distinct items (counts, recent items, topic/creator/franchise affinities); "
+                   "dedupe markers excluded",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--reads", type=int, default=3_000)
+    parser.add_argument("--memory-items", type=int, default=100_000)
+    parser.add_argument("--memory-users", type=int, default=20_000)
+    parser.add_argument("--user-events", type=int, default=10)
+    parser.add_argument("--parts", default="writer,reader,memory", help="comma-separated subset to run")
+    args = parser.parse_args()
+    config = PitFeatureConfig()
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as scratch:
+        valkey = start_valkey(Path(scratch))
+        try:
+            client = redis.Redis.from_url(valkey.url)
+            ItemCatalog(client, config).upsert_items(catalog_records(args.items))
+            parts = {"writer": bench_writer, "reader": bench_reader, "memory": bench_memory}
+            for part in args.parts.split(","):
+                parts[part](client, config, args)
+        finally:
+            valkey.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

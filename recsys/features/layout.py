@@ -1,0 +1,146 @@
+"""Key names and the binary layout of item and creator records, both derived from the spec.
+
+Keys carry a hash tag per entity, so every key of one entity lives in one cluster slot and one Lua script can
+update them atomically: `pit:{i:<item>}:...`, `pit:{u:<user>}:...`, `pit:{c:<creator hash>}:...`.
+
+An item record (`pit:{i:<item>}:r<fingerprint>`) is one string the reader fetches with a single GET:
+
+- bytes 0-79, the catalog section, written by `ItemCatalog`: creator, franchise and up to MAX_TOPICS topic hashes
+  (int64), price (float32), creation time (float64), flags (uint32);
+- then uint32 counters, updated by the writer's Lua script with BITFIELD: the all-time totals, then one ring of
+  buckets per window. A bucket slot holds the newest event time it counted (its tag: which bucket the slot holds
+  now, and whether all its events are at or before a read's `now`) and one count per counter kind of the window.
+
+All numbers are big-endian (BITFIELD's order). A creator record has no catalog section. The fingerprint changes
+when the layout does (a spec or config change), so a new layout starts from empty records instead of misreading
+old ones; replaying events rebuilds them.
+
+This module needs no numpy: the writer Lambda's bundle is pure Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+
+from recsys.config import PitFeatureConfig
+from recsys.features.spec import DAY, PIT_FEATURES, Entity, Window
+
+PREFIX = "pit"
+MAX_TOPICS = 6
+CATALOG_FORMAT = f">qq{MAX_TOPICS}qfdI"  # creator, franchise, topics, price, created, flags
+CATALOG_BYTES = struct.calcsize(CATALOG_FORMAT)
+FLAG_KNOWN = 1  # the catalog section was written
+FLAG_PAID = 2
+FLAG_ANIMATED = 4
+
+
+@lru_cache(maxsize=1 << 16)
+def name_hash(name: str) -> int:
+    """A stable non-zero signed 64-bit hash of a metadata value (0 means "none" in records)."""
+    value = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    return value or 1
+
+
+def event_hash(event_id: str) -> int:
+    """The dedupe marker of an event id: an integer, so small marker sets stay compact (intset)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8, person=b"pit-event").digest(), "big",
+                          signed=True)
+
+
+def item_key(item_id: str, part: str) -> str:
+    return f"{PREFIX}:{{i:{item_id}}}:{part}"
+
+
+def user_key(user_id: str, part: str) -> str:
+    return f"{PREFIX}:{{u:{user_id}}}:{part}"
+
+
+@lru_cache(maxsize=1 << 16)
+def creator_key(creator_hash: int, part: str) -> str:
+    return f"{PREFIX}:{{c:{creator_hash & 0xFFFFFFFFFFFFFFFF:016x}}}:{part}"
+
+
+def seen_part(timestamp: float) -> str:
+    """Dedupe markers are kept per entity in one set per day of event time (a redelivery has the same time)."""
+    return f"seen:{int(timestamp // DAY)}"
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The bucket slots of one window: `buckets` slots of (tag, one count per kind), from uint32 index `first`."""
+
+    window: Window
+    buckets: int
+    kinds: tuple[str, ...]
+    first: int
+
+    @property
+    def bucket_seconds(self) -> int:
+        return self.window.bucket_seconds
+
+    @property
+    def slot_words(self) -> int:
+        return 1 + len(self.kinds)
+
+    @property
+    def words(self) -> int:
+        return self.buckets * self.slot_words
+
+    def slot(self, second: int) -> int:
+        """uint32 index (in the counters) of the tag of the slot holding the bucket of `second`."""
+        return self.first + (second // self.bucket_seconds) % self.buckets * self.slot_words
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    entity: Entity
+    header_bytes: int
+    totals: tuple[str, ...]  # counter kinds kept all-time, in spec order
+    rings: tuple[Ring, ...]
+
+    @property
+    def words(self) -> int:
+        return len(self.totals) + sum(ring.words for ring in self.rings)
+
+    @property
+    def size(self) -> int:
+        return self.header_bytes + 4 * self.words
+
+    @property
+    def base(self) -> int:
+        """uint32 index of the first counter within the record (BITFIELD '#' offsets count from byte 0)."""
+        return self.header_bytes // 4
+
+    @property
+    def fingerprint(self) -> str:
+        shape = [self.entity, self.header_bytes, self.totals,
+                 [(r.window.name, r.bucket_seconds, r.buckets, r.kinds) for r in self.rings]]
+        return hashlib.sha1(repr(shape).encode()).hexdigest()[:8]
+
+    @property
+    def record_part(self) -> str:
+        return f"r{self.fingerprint}"
+
+    def total(self, kind: str) -> int:
+        return self.totals.index(kind)
+
+
+@lru_cache(maxsize=32)
+def record_layout(entity: Entity, config: PitFeatureConfig) -> RecordLayout:
+    """The record layout of `entity` ("item" or "creator"): its counters and windows, in spec order."""
+    specs = [s for s in PIT_FEATURES if s.entity == entity and s.counter is not None]
+    totals = tuple(dict.fromkeys(s.counter for s in specs if s.window is None))
+    windows: dict[Window, list[str]] = {}
+    for spec in specs:
+        if spec.window is not None:
+            windows.setdefault(spec.window, []).append(str(spec.counter))
+    rings, first = [], len(totals)
+    for window, kinds in windows.items():
+        ring = Ring(window, window.buckets(config), tuple(dict.fromkeys(kinds)), first)
+        rings.append(ring)
+        first += ring.words
+    header = CATALOG_BYTES if entity == "item" else 0
+    return RecordLayout(entity, header, totals, tuple(rings))

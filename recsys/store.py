@@ -1,0 +1,192 @@
+"""The Redis / MemoryDB connection adapter: the one place where store clients are built.
+
+Where `redis_from_env()` connects:
+- `RECSYS_REDIS_URL` (e.g. `redis://127.0.0.1:6379/0`, the local Valkey) wins; with `RECSYS_REDIS_CLUSTER=true`
+  the URL names a cluster node and a `RedisCluster` client is built;
+- otherwise MemoryDB, which always runs in cluster mode: `MEMORYDB_ENDPOINT` (the cluster endpoint),
+  `MEMORYDB_PORT` (6379), `MEMORYDB_TLS` ("true", the default, turns TLS on) and `MEMORYDB_SECRET_ARN`, a Secrets
+  Manager secret holding `{"username": ..., "password": ...}` of the ACL user (read once per process).
+
+Every client has short socket timeouts, few quick retries and a health-check interval, so a failing node
+surfaces as a `redis.exceptions.ConnectionError`/`TimeoutError` within seconds; callers report their work as
+failed and retry it later.
+
+The helpers below hide the one difference between a single node and a cluster that the feature store cares about:
+a multi-key read (`MGET`) must not cross hash slots in a cluster. `Batch.multi_get` reads any keys with one
+command per node there (a read-only Lua script flagged `allow-cross-slot-keys`), and `Batch.execute` loads
+scripts a node does not know yet (NOSCRIPT) and re-runs only those commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from recsys import aws
+
+SOCKET_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+HEALTH_CHECK_INTERVAL_S = 30
+# redis-py retries a failed connection 10 times by default; an outage must surface well within a Lambda timeout.
+RETRIES = 2
+
+# Any Redis-protocol client the platform uses: a single node locally, a cluster on MemoryDB.
+Store = redis.Redis | RedisCluster
+
+
+def redis_from_env() -> Store:
+    """A client of the feature store named by the environment (see the module docstring)."""
+    options: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), RETRIES),
+    }
+    url = os.environ.get("RECSYS_REDIS_URL")
+    if url:
+        if _flag("RECSYS_REDIS_CLUSTER", default=False):
+            return RedisCluster.from_url(url, **options)
+        return redis.Redis.from_url(url, **options)
+    endpoint = os.environ.get("MEMORYDB_ENDPOINT")
+    if not endpoint:
+        raise RuntimeError("no feature store configured: set RECSYS_REDIS_URL (local) or MEMORYDB_ENDPOINT (AWS)")
+    port = int(os.environ.get("MEMORYDB_PORT") or 6379)
+    secret_arn = os.environ.get("MEMORYDB_SECRET_ARN")
+    if secret_arn:
+        options["username"], options["password"] = memorydb_credentials(secret_arn)
+    return RedisCluster(host=endpoint, port=port, ssl=_flag("MEMORYDB_TLS", default=True), **options)
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() not in ("true", "false"):
+        raise ValueError(f"{name}: expected 'true' or 'false', got {value!r}")
+    return value.lower() == "true"
+
+
+@lru_cache(maxsize=8)
+def memorydb_credentials(secret_arn: str) -> tuple[str, str]:
+    """(username, password) of the MemoryDB ACL user, from its Secrets Manager secret; fetched once per process."""
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    try:
+        data = json.loads(secret["SecretString"])
+        return str(data["username"]), str(data["password"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RuntimeError(f"secret {secret_arn}: expected a JSON object with 'username' and 'password'") from exc
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+# Reads any keys of one node, whatever their slots: a cluster refuses MGET across slots. The first key is
+# declared so that the command is routed to the node owning it; all keys come in ARGV.
+_MULTI_GET_LUA = """#!lua flags=no-writes,allow-cross-slot-keys
+local out = {}
+for i = 1, #ARGV do out[i] = redis.call('GET', ARGV[i]) end
+return out
+"""
+
+
+class Script:
+    """A Lua script, run by EVALSHA; `Batch.execute` loads it on nodes that do not know it yet."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+MULTI_GET = Script(_MULTI_GET_LUA)
+
+
+@dataclass(frozen=True)
+class MultiGet:
+    """Where the values of one `Batch.multi_get` are in the batch's results."""
+
+    # (command index, positions of its keys in the caller's list; None: all of them, in order)
+    commands: tuple[tuple[int, tuple[int, ...] | None], ...]
+    size: int
+
+    def values(self, results: Sequence[Any]) -> list[bytes | None]:
+        if len(self.commands) == 1 and self.commands[0][1] is None:
+            return list(results[self.commands[0][0]])
+        values: list[bytes | None] = [None] * self.size
+        for index, positions in self.commands:
+            for position, value in zip(positions or range(self.size), results[index]):
+                values[position] = value
+        return values
+
+
+class Batch:
+    """Commands sent together in one pipeline (one round trip per node), for a single node or a cluster."""
+
+    def __init__(self, client: Store) -> None:
+        self.client = client
+        self._commands: list[tuple[Script | None, tuple[Any, ...]]] = []
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def command(self, *args: Any) -> int:
+        """Queue a command; returns its index in the results."""
+        self._commands.append((None, args))
+        return len(self._commands) - 1
+
+    def script(self, script: Script, keys: Sequence[str], argv: Sequence[Any]) -> int:
+        """Queue EVALSHA of `script`; in a cluster all `keys` must share one slot (use one hash tag)."""
+        self._commands.append((script, ("EVALSHA", script.sha, len(keys), *keys, *argv)))
+        return len(self._commands) - 1
+
+    def multi_get(self, keys: Sequence[str]) -> MultiGet:
+        """Queue GET of every key: one MGET on a single node, one MULTI_GET script per node of a cluster."""
+        if not keys:
+            return MultiGet((), 0)
+        if not is_cluster(self.client):
+            return MultiGet(((self.command("MGET", *keys), None),), len(keys))
+        by_node: dict[str, list[int]] = {}
+        for position, key in enumerate(keys):
+            by_node.setdefault(self.client.get_node_from_key(key).name, []).append(position)
+        commands = []
+        for positions in by_node.values():
+            node_keys = [keys[p] for p in positions]
+            commands.append((self.script(MULTI_GET, node_keys[:1], node_keys), tuple(positions)))
+        return MultiGet(tuple(commands), len(keys))
+
+    def execute(self) -> list[Any]:
+        """Send the batch and return the results in order; redis errors are raised.
+
+        A command refused with NOSCRIPT did not run: its script is loaded (on every primary of a cluster) and
+        only those commands are sent again.
+        """
+        results = self._send(self._commands)
+        missing = [i for i, result in enumerate(results) if isinstance(result, redis.exceptions.NoScriptError)]
+        if missing:
+            scripts = {script.sha: script for script, _ in (self._commands[i] for i in missing) if script}
+            for script in scripts.values():
+                self.client.script_load(script.source)
+            for i, result in zip(missing, self._send([self._commands[i] for i in missing])):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    def _send(self, commands: Sequence[tuple[Script | None, tuple[Any, ...]]]) -> list[Any]:
+        if not commands:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for _, args in commands:
+            pipe.execute_command(*args)
+        return list(pipe.execute(raise_on_error=False))
