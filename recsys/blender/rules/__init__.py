@@ -1,0 +1,1 @@
+"""One module per blender rule; each is a pure function over plain inputs (see ../README.md)."""
