@@ -8,6 +8,7 @@ session) are started once per session.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def spark():
     """One local Spark session for the whole run (starting one costs seconds)."""
     from pyspark.sql import SparkSession
 
+    # Python workers (UDFs, mapPartitions) must run this interpreter, not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("recsys-tests")

@@ -45,6 +45,14 @@ def _kms_key(config: StageConfig) -> str:
         return key["Arn"]
 
 
+def enforces_tls() -> bool:
+    """Whether buckets get the SSL-only policy. moto enforces it, but the local server speaks plain
+    HTTP, so an SSL-only lake would refuse every local call; the deployed buckets always have it
+    (stacks/constructs/secure_bucket.py, checked by the infra tests)."""
+    endpoint = aws.endpoint_for("s3")
+    return endpoint is None or endpoint.startswith("https://")
+
+
 def _bucket(name: str, kms_key_arn: str, log_bucket: str | None, receives_logs: bool = False) -> None:
     s3 = aws.client("s3")
     try:
@@ -67,16 +75,18 @@ def _bucket(name: str, kms_key_arn: str, log_bucket: str | None, receives_logs: 
         },
     )
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    statements = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": {"AWS": "*"},
-            "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    ]
+    statements = []
+    if enforces_tls():
+        statements.append(
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        )
     if receives_logs:
         statements.append(
             {
@@ -87,7 +97,8 @@ def _bucket(name: str, kms_key_arn: str, log_bucket: str | None, receives_logs: 
                 "Resource": f"arn:aws:s3:::{name}/*",
             }
         )
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    if statements:
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
     if log_bucket:
         s3.put_bucket_logging(
             Bucket=name,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from recsys import aws
-from recsys.local.resources import create_resources
+from recsys.local.resources import create_resources, enforces_tls
 from recsys.local.services import LocalPlatform, ServiceError, start_valkey
 
 
@@ -27,17 +27,25 @@ def test_resources_follow_the_stage_config(local_resources, stage_config):
     assert sub_attributes["Attributes"]["RawMessageDelivery"] == "true"
 
 
-def test_buckets_are_encrypted_private_and_deny_plain_http(local_resources):
+def test_buckets_are_encrypted_private_and_reachable_over_the_local_plain_http_endpoint(local_resources):
     s3 = aws.client("s3")
     for bucket in local_resources.buckets.values():
         rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
         assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(block.values())
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-        assert any(st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for st in policy["Statement"])
+        s3.put_object(Bucket=bucket, Key="probe", Body=b"x")  # an SSL-only policy would refuse this on moto
     logging = s3.get_bucket_logging(Bucket=local_resources.lake_bucket)["LoggingEnabled"]
     assert logging["TargetBucket"] == local_resources.buckets["access-logs"]
+
+
+def test_ssl_only_policy_applies_to_tls_endpoints(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.test")
+    assert enforces_tls()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    assert not enforces_tls()
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    assert enforces_tls()
 
 
 def test_creating_resources_twice_converges(local_resources, stage_config):

@@ -37,3 +37,12 @@ def test_stage_comes_from_the_environment(monkeypatch):
 def test_account_and_region_override():
     config = load_stage("dev", account="111122223333", region="eu-west-1")
     assert (config.account, config.region) == ("111122223333", "eu-west-1")
+
+
+def test_writer_batches_above_ten_need_a_batching_window():
+    from recsys.config import FeatureWriterConfig
+
+    with pytest.raises(ValueError, match="feature_writer.batching_window_s: SQS needs >= 1 s"):
+        FeatureWriterConfig(batch_size=100, batching_window_s=0)
+    assert load_stage("dev").feature_writer.batching_window_s == 0
+    assert load_stage("prod").feature_writer.batch_size > 10
