@@ -26,6 +26,7 @@ from recsys.store import Batch, Store
 TOPIC_COLUMNS = ("TOPICS", *CATEGORY_COLUMNS)
 MAX_ID_CHARS = 256
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
+MIN_UNIX_SECONDS = -5_364_662_400  # 1800-01-01
 MAX_UNIX_SECONDS = 1e11
 
 
@@ -210,6 +211,7 @@ def _timestamp(value: Any, where: str) -> float | None:
     if value is None or value == "":
         return None
     number = _number(value, where)
-    if not 0 <= number < MAX_UNIX_SECONDS:
-        raise ValueError(f"{where}: must be unix seconds (not milliseconds), got {value!r}")
+    # Release dates may predate 1970 (MovieTweetings has films from 1894), so negative seconds are valid.
+    if not MIN_UNIX_SECONDS <= number < MAX_UNIX_SECONDS:
+        raise ValueError(f"{where}: must be unix seconds since 1970 (not milliseconds), after 1800, got {value!r}")
     return number
