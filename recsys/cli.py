@@ -2,7 +2,8 @@
 
 - `demo`: the local platform end to end (what `make demo` runs);
 - `up` / `down` / `status`: keep the local services running between commands;
-- `import`: import a Personalize-format CSV folder into the data lake.
+- `import`: import a Personalize-format CSV folder into the data lake;
+- `evaluate`: the offline evaluation report (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("up", help="start the local services and resources, and leave them running").set_defaults(run=_up)
     commands.add_parser("down", help="stop the local services that `up` started").set_defaults(run=_down)
     commands.add_parser("status", help="show what runs where").set_defaults(run=_status)
+
+    from recsys.evaluation.cli import add_arguments as add_evaluate_arguments
+    from recsys.evaluation.cli import run as run_evaluate
+
+    evaluate = commands.add_parser("evaluate", help="offline evaluation report on a Personalize-format CSV folder")
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
 
     importer = commands.add_parser("import", help="import a Personalize-format CSV folder into the lake")
     importer.add_argument("--dataset", required=True, help="folder (or s3:// prefix) with interactions.csv, users.csv, items.csv")

@@ -1,0 +1,96 @@
+"""The SageMaker training entrypoint, run locally on the /opt/ml layout in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from containers.training.train import main, parse_time
+from recsys.ranking.bundle import ModelBundle
+
+
+@pytest.fixture(scope="module")
+def channels(tmp_path_factory):
+    """A training-set-shaped Parquet split (as recsys.batch.training_set writes it) and the interactions channel."""
+    from recsys.datasets.synthetic import generate
+
+    root = tmp_path_factory.mktemp("opt-ml")
+    interactions_dir = root / "input/data/interactions"
+    generate(interactions_dir, n_users=150, n_items=80, n_events=6_000, days=14, seed=4)
+    frame = pd.read_csv(interactions_dir / "interactions.csv", dtype={"USER_ID": str, "ITEM_ID": str})
+    cutoff = float(np.quantile(frame["TIMESTAMP"], 0.7))
+    after = frame[frame["TIMESTAMP"] >= cutoff]
+    positives = after.groupby(["USER_ID", "ITEM_ID"])["EVENT_TYPE"].agg(set).reset_index()
+    rng = np.random.default_rng(0)
+    items = frame["ITEM_ID"].unique()
+    rows = []
+    for row in positives.itertuples():
+        rows.append({"user_id": row.USER_ID, "item_id": row.ITEM_ID, "label_click": int("click" in row.EVENT_TYPE),
+                     "label_play": int(bool({"watch", "listen"} & row.EVENT_TYPE)),
+                     "label_purchase": int("purchase" in row.EVENT_TYPE), "row_source": "interaction"})
+        for item in rng.choice(items, 3, replace=False):
+            rows.append({"user_id": row.USER_ID, "item_id": item, "label_click": 0, "label_play": 0,
+                         "label_purchase": 0, "row_source": "sampled"})
+    training = pd.DataFrame(rows).drop_duplicates(["user_id", "item_id"])
+    training["item_click_count"] = rng.integers(0, 30, len(training))
+    training["user_click_count_7d"] = rng.integers(0, 10, len(training)).astype(float)
+    users = training["user_id"].unique()
+    valid_users = set(users[::4])
+    is_valid = training["user_id"].isin(valid_users)
+    for name, part in (("train", training[~is_valid]), ("validation", training[is_valid])):
+        (root / f"input/data/{name}").mkdir(parents=True)
+        part.to_parquet(root / f"input/data/{name}/part-00000.parquet", index=False)
+    return root, cutoff
+
+
+def _args(root, hyperparameters: dict) -> list[str]:
+    config = root / "input/config"
+    config.mkdir(parents=True, exist_ok=True)
+    # SageMaker passes every hyperparameter as a string.
+    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) if not isinstance(v, (dict, list)) else
+                                                             json.dumps(v) for k, v in hyperparameters.items()}))
+    return ["train", "--train", str(root / "input/data/train"), "--validation", str(root / "input/data/validation"),
+            "--interactions", str(root / "input/data/interactions"), "--model-dir", str(root / "model"),
+            "--hyperparameters", str(config / "hyperparameters.json"), "--output-dir", str(root / "output")]
+
+
+def test_the_job_writes_a_loadable_bundle_with_validation_metrics(channels, capsys):
+    root, cutoff = channels
+    shutil.rmtree(root / "model", ignore_errors=True)
+    hyperparameters = {"cutoff": cutoff, "ctr_label": "label_interaction", "cvr_label": "label_click",
+                       "rankers": {"ltr": {"num_boost_round": 30}, "rf": {"family": "random_forest",
+                                                                          "features": ["m_popularity", "m_recent"],
+                                                                          "forest": {"n_estimators": 10}}},
+                       "candidates": {"ease": {"l2": 20.0}}}
+    assert main(_args(root, hyperparameters)) == 0
+    bundle = ModelBundle.load(root / "model")
+    assert set(bundle.rankers) == {"ltr", "rf"} and bundle.default_ranker == "ltr"
+    assert bundle.schema.user == ("user_click_count_7d",) and bundle.schema.item == ("item_click_count",)
+    assert bundle.candidates["ease"].info.params["l2"] == 20.0
+    assert bundle.candidates["popularity"].info.cutoff > cutoff  # refitted on all history for serving
+    assert bundle.metrics["validation"]["ltr"]["pctr"]["auc"] > 0.5
+    assert "validation:ltr:pctr:auc=" in capsys.readouterr().out
+
+
+def test_a_missing_cutoff_fails_with_the_reason_in_the_failure_file(channels):
+    root, _ = channels
+    assert main(_args(root, {})) == 2
+    assert "cutoff: required hyperparameter" in (root / "output/failure").read_text()
+
+
+def test_a_missing_label_column_is_named(channels):
+    root, cutoff = channels
+    assert main(_args(root, {"cutoff": cutoff, "cvr_label": "label_refund"})) == 2
+    assert "label column label_refund is missing" in (root / "output/failure").read_text()
+
+
+def test_cutoffs_parse_as_unix_seconds_or_iso_dates():
+    assert parse_time("1700000000", "cutoff") == 1_700_000_000.0
+    assert parse_time("2025-01-01", "cutoff") == 1_735_689_600.0
+    assert parse_time("2025-01-01T00:00:00Z", "cutoff") == 1_735_689_600.0
+    with pytest.raises(ValueError, match="cutoff: 'soon'"):
+        parse_time("soon", "cutoff")
