@@ -53,6 +53,7 @@ test-unit test-infra test-integration test-e2e: install
 
 synth: install
 	npx cdk synth --quiet -c stage=$(STAGE)
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 bench: install
 	$(PY) -m benchmarks.run_all
