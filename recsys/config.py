@@ -179,7 +179,9 @@ class BatchFeatureConfig:
 
     def __post_init__(self) -> None:
         if self.window_days < 60:
-            raise ValueError(f"batch_features.window_days: {self.window_days} is shorter than the 60-day activity window")
+            raise ValueError(
+                f"batch_features.window_days: {self.window_days} is shorter than the 60-day activity window"
+            )
         if not 0 < self.trend_short_days < self.trend_long_days <= self.window_days:
             raise ValueError("batch_features.trend_short_days/trend_long_days: need 0 < short < long <= window_days")
         if self.label_horizon_days <= 0:
@@ -438,7 +440,9 @@ def _prod() -> StageConfig:
         network=NetworkConfig(cidr="10.41.0.0/16", max_azs=3, nat_gateways=2, flow_log_retention_days=365),
         memorydb=MemoryDbConfig(node_type="db.r7g.large", num_shards=2, replicas_per_shard=2, snapshot_retention_days=14),
         feature_writer=FeatureWriterConfig(batch_size=500, batching_window_s=1),
-        batch_features=BatchFeatureConfig(processing=ProcessingConfig(instance_count=2, instance_type="ml.m5.2xlarge")),
+        batch_features=BatchFeatureConfig(
+            processing=ProcessingConfig(instance_count=2, instance_type="ml.m5.2xlarge"),
+        ),
         retain_data=True,
     )
 
