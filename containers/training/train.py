@@ -31,7 +31,6 @@ kept in bundle.json ("metrics") for the pipeline's quality gate.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import os
@@ -50,17 +49,12 @@ class TrainingInputError(ValueError):
 
 
 def parse_time(text: str, name: str) -> float:
+    from recsys.batch.window import parse_cutoff
+
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_cutoff(text)
     except ValueError:
         raise TrainingInputError(f"{name}: {text!r} is neither unix seconds nor an ISO date") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
 
 
 def load_hyperparameters(path: Path) -> dict[str, Any]:
