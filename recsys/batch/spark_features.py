@@ -129,7 +129,7 @@ def _combine(key: str, parts: list[DataFrame]) -> DataFrame:
 
 def _user_activity(window: DataFrame, cutoff: float) -> DataFrame:
     counts = [
-        F.expr(f"count_if(kind = '{kind}' AND timestamp >= {cutoff - days * DAY_S!r}) AS user_{kind}_count_{days}d")
+        F.expr(f"count_if(kind = '{kind}' AND `timestamp` >= {cutoff - days * DAY_S!r}) AS user_{kind}_count_{days}d")
         for kind in ACTIVITY_KINDS
         for days in ACTIVITY_WINDOWS_DAYS
     ]
@@ -340,36 +340,40 @@ def compute_item_pairs(items: DataFrame, cutoff: float, config: BatchFeatureConf
     """Item-to-item Jaccard over metadata token sets, without a cross join.
 
     Items are exploded to (item, token) and self-joined on the token, so only pairs sharing a token
-    are ever formed; tokens carried by more than pair_token_max_items items propose no pairs on their
-    own. The Jaccard of each proposed pair is exact (over all tokens). Both directions are emitted,
-    the similar_items_per_item best per item.
+    are ever formed, and the join's aggregation counts the tokens they share. Tokens carried by more
+    than pair_token_max_items items ("common") propose no pairs on their own; the common tokens a
+    proposed pair shares are added from the two items' (short) lists of common tokens, so the Jaccard
+    is exact. Both directions are emitted, the similar_items_per_item best per item.
     """
     tokens = prepare_items(items, cutoff).select("item_id", "tokens").where(F.size("tokens") > 0)
     exploded = tokens.select("item_id", F.explode("tokens").alias("token"))
-    usable = (
-        exploded.groupBy("token")
-        .agg(F.count(F.lit(1)).alias("carriers"))
-        .where((F.col("carriers") >= 2) & (F.col("carriers") <= config.pair_token_max_items))
-        .select("token")
-    )
+    carriers = exploded.groupBy("token").agg(F.count(F.lit(1)).alias("carriers"))
+    usable = carriers.where(F.col("carriers").between(2, config.pair_token_max_items)).select("token")
+    common = carriers.where(F.col("carriers") > config.pair_token_max_items).select("token")
     proposing = exploded.join(usable, "token")
     left, right = proposing.alias("a"), proposing.alias("b")
     candidates = (
         left.join(right, (F.col("a.token") == F.col("b.token")) & (F.col("a.item_id") < F.col("b.item_id")))
-        .select(F.col("a.item_id").alias("item_id"), F.col("b.item_id").alias("other_item_id"))
-        .distinct()
+        .groupBy(F.col("a.item_id").alias("item_id"), F.col("b.item_id").alias("other_item_id"))
+        .agg(F.count(F.lit(1)).alias("shared_usable"))
     )
-    sets_a = tokens.select("item_id", F.col("tokens").alias("tokens_a"))
-    sets_b = tokens.select(F.col("item_id").alias("other_item_id"), F.col("tokens").alias("tokens_b"))
-    shared = F.size(F.array_intersect("tokens_a", "tokens_b"))
+    common_of = exploded.join(common, "token").groupBy("item_id").agg(F.collect_set("token").alias("common"))
+    sizes = tokens.join(common_of, "item_id", "left").select(
+        "item_id", F.size("tokens").alias("size"), F.coalesce("common", _no_strings()).alias("common")
+    )
+    sizes_a = sizes.select("item_id", F.col("size").alias("size_a"), F.col("common").alias("common_a"))
+    sizes_b = sizes.select(
+        F.col("item_id").alias("other_item_id"), F.col("size").alias("size_b"), F.col("common").alias("common_b")
+    )
+    shared = F.col("shared_usable") + F.size(F.array_intersect("common_a", "common_b"))
     scored = (
-        candidates.join(sets_a, "item_id")
-        .join(sets_b, "other_item_id")
+        candidates.join(sizes_a, "item_id")
+        .join(sizes_b, "other_item_id")
         .select(
             "item_id",
             "other_item_id",
             shared.alias("item_pair_shared_tokens"),
-            (shared / (F.size("tokens_a") + F.size("tokens_b") - shared)).alias("item_pair_jaccard"),
+            (shared / (F.col("size_a") + F.col("size_b") - shared)).alias("item_pair_jaccard"),
         )
     )
     both_ways = scored.unionByName(
