@@ -17,6 +17,9 @@ DEFAULT_STAGE = "dev"
 # moto's and LocalStack's fixed account; real deployments pass their own.
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
+# Stable production-variant names of the ranking endpoint: A/B analysis, alarms and promotion key on them.
+CHAMPION_VARIANT = "champion"
+CHALLENGER_VARIANT = "challenger"
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ class ABTestConfig:
     """Near-real-time A/B analysis job (see recsys.monitoring.abtest)."""
 
     schedule: str = "rate(5 minutes)"
-    control_variant: str = "control"
+    control_variant: str = CHAMPION_VARIANT
     # The metric the promotion rule tests: ctr, cvr or engagement.
     primary_metric: str = "ctr"
     alpha: float = 0.05
@@ -424,6 +427,43 @@ class ResourceNames:
     def feature_group(self, entity: str) -> str:
         """SageMaker Feature Store group of the batch features of `entity` (user, item)."""
         return f"{self.prefix}-{entity}-batch-features"
+
+    @property
+    def firehose_stream(self) -> str:
+        """Firehose stream of the batch path: tracker events -> the data lake."""
+        return f"{self.prefix}-events-to-lake"
+
+    @property
+    def glue_database(self) -> str:
+        """Glue/Athena names allow only lowercase letters, digits and underscores."""
+        return f"{self.prefix.replace('-', '_')}_lake"
+
+    @property
+    def events_table(self) -> str:
+        return "events"
+
+    @property
+    def state_machine(self) -> str:
+        """The daily pipeline: batch features -> ... -> deployment."""
+        return f"{self.prefix}-daily-pipeline"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-ranker"
+
+    @property
+    def endpoint(self) -> str:
+        """The SageMaker endpoint that scores candidates (champion and challenger variants)."""
+        return f"{self.prefix}-ranker"
+
+    @property
+    def recommend_api(self) -> str:
+        return f"{self.prefix}-recommend"
+
+    @property
+    def blender_parameter(self) -> str:
+        """SSM parameter holding the blender's runtime rules (JSON), hot-reloaded by the recommend API."""
+        return f"/{self.prefix}/blender/rules"
 
     @property
     def bucket_purposes(self) -> tuple[str, ...]:

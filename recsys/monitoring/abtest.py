@@ -350,7 +350,7 @@ class ABReport:
             html.table(["variant", "weight", "users", "exposures", "CTR", "CTR CI", "CVR", "CVR CI", "plays/user",
                         "plays/user CI", "p99 ms", "degraded", "guardrails"], variant_rows),
             html.heading("Against the control (always-valid mSPRT)"),
-            html.table(["variant", "metric", "control", "variant", "difference", "lift", "confidence sequence",
+            html.table(["variant", "metric", "champion", "variant", "difference", "lift", "confidence sequence",
                         "always-valid p", "significant"], comparison_rows),
             html.heading("Sample-ratio mismatch"),
             html.table(["unit", "chi-square", "p", "observed", "expected shares", "mismatch"],

@@ -69,7 +69,7 @@ def test_ab_job_with_s3_and_cloudwatch(bucket):
     rng = np.random.default_rng(1)
     t0 = NOW.timestamp() - 3600
     exposures, events = [], []
-    for variant, ctr in (("control", 0.1), ("B", 0.2)):
+    for variant, ctr in (("champion", 0.1), ("B", 0.2)):
         for u in range(200):
             rid = f"{variant}-{u}"
             exposures.append(Exposure(rid, variant, f"{variant}-u{u}", t0, latency_ms=25.0).to_dict())
@@ -80,20 +80,20 @@ def test_ab_job_with_s3_and_cloudwatch(bucket):
     storage.write_bytes(lake + "part-0.jsonl.gz", gzip.compress("\n".join(e.to_json() for e in events).encode()))
     report_uri = f"s3://{bucket}/reports/ab"
     config = ABTestConfig(min_users_per_variant=100)
-    report = run_ab_job(f"s3://{bucket}/exposures/", lake, {"control": 1, "B": 1}, config,
+    report = run_ab_job(f"s3://{bucket}/exposures/", lake, {"champion": 1, "B": 1}, config,
                         CloudWatchPublisher(NAMESPACE), qualified_play_s=300, window_start=t0, report_uri=report_uri,
                         now=NOW)
     assert report.variant("B").users == 200
     assert report.variant("B").clicks == len([e for e in events if e.event_id.startswith("e-B-")])
     for name in ("ABCtr", "ABCvr", "ABEngagement", "ABLatencyP99"):
-        assert {d["Value"] for m in listed(name) for d in m["Dimensions"]} == {"control", "B"}
+        assert {d["Value"] for m in listed(name) for d in m["Dimensions"]} == {"champion", "B"}
     assert listed("ABSampleRatioMismatch")
     # The next look reads this one back: the always-valid p-value is a running minimum, so a look that on
     # its own shows nothing (the clicks vanished) keeps the earlier evidence.
     first_p = report.comparison("B", "ctr").always_valid_p
     assert first_p < 0.5
     storage.write_bytes(lake + "part-0.jsonl.gz", gzip.compress(b""))
-    again = run_ab_job(f"s3://{bucket}/exposures/", lake, {"control": 1, "B": 1}, config,
+    again = run_ab_job(f"s3://{bucket}/exposures/", lake, {"champion": 1, "B": 1}, config,
                        CloudWatchPublisher(NAMESPACE), qualified_play_s=300, window_start=t0, report_uri=report_uri,
                        now=NOW)
     assert again.variant("B").clicks == 0

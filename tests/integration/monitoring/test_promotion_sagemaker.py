@@ -21,7 +21,7 @@ from recsys.monitoring.promotion import (
 )
 
 ENDPOINT = "recsys-dev-ranker"
-VARIANTS = {"control": "current-model", "B": "candidate-model"}
+VARIANTS = {"champion": "current-model", "B": "candidate-model"}
 
 
 @pytest.fixture
@@ -55,11 +55,11 @@ def weights(sagemaker):
 
 
 def test_apply_promotion_updates_weights_and_records_the_decision(endpoint, log_uri):
-    decision = Decision(True, "B beats control on ctr", "B", {"control": 1.0, "B": 1.0}, {"control": 0.75, "B": 1.25},
-                        {"users": {"control": 3000, "B": 3000}})
+    decision = Decision(True, "B beats champion on ctr", "B", {"champion": 1.0, "B": 1.0}, {"champion": 0.75, "B": 1.25},
+                        {"users": {"champion": 3000, "B": 3000}})
     record = apply_promotion(decision, ENDPOINT, VARIANTS, endpoint, log_uri=log_uri)
     assert weights(endpoint) == {"current-model": 0.75, "candidate-model": 1.25}
-    assert record["new_weights"] == {"control": 0.75, "B": 1.25} and record["endpoint"] == ENDPOINT
+    assert record["new_weights"] == {"champion": 0.75, "B": 1.25} and record["endpoint"] == ENDPOINT
 
     stored = load_promotions(log_uri)
     assert len(stored) == 1 and stored[0]["winner"] == "B" and stored[0]["report"]["users"]["B"] == 3000
@@ -81,7 +81,7 @@ def write_experiment(tmp_path, t0):
     """Exposures and lake click events where B clearly beats the control."""
     rng = np.random.default_rng(3)
     exposures, events = [], []
-    for variant, ctr in (("control", 0.10), ("B", 0.18)):
+    for variant, ctr in (("champion", 0.10), ("B", 0.18)):
         for u in range(1200):
             rid = f"{variant}-{u}"
             exposures.append(json.dumps(Exposure(rid, variant, f"{variant}-u{u}", t0, latency_ms=20.0).to_dict()))
@@ -110,7 +110,7 @@ def test_ab_cycle_promotes_then_restarts_the_window(endpoint, log_uri, tmp_path)
     later = now + timedelta(minutes=5)
     report, decision = run_ab_cycle(str(tmp_path / "exposures.jsonl"), str(tmp_path / "events.jsonl"), config,
                                     publisher, now=later, **args)
-    assert report.window_start == now.timestamp() and report.weights == {"B": 1.5, "control": 0.5}
+    assert report.window_start == now.timestamp() and report.weights == {"B": 1.5, "champion": 0.5}
     assert not decision.act and decision.reason.startswith("below 1000 users per variant")
     assert weights(endpoint) == {"current-model": 0.5, "candidate-model": 1.5}
     assert publisher.values("ABPromotions") == [1.0, 0.0]
@@ -120,5 +120,5 @@ def test_ab_cycle_promotes_then_restarts_the_window(endpoint, log_uri, tmp_path)
 def test_ab_cycle_names_unknown_production_variants(endpoint, log_uri, tmp_path):
     with pytest.raises(ValueError, match=r"has no production variants \['typo'\]"):
         run_ab_cycle("unused", "unused", MonitoringConfig(), InMemoryPublisher(), endpoint_name=ENDPOINT,
-                     variant_names={"control": "current-model", "B": "typo"}, sagemaker_client=endpoint,
+                     variant_names={"champion": "current-model", "B": "typo"}, sagemaker_client=endpoint,
                      log_uri=log_uri, report_uri=str(tmp_path), qualified_play_s=300)

@@ -25,20 +25,20 @@ def test_drift_command(tmp_path, capsys):
 
 
 def test_ab_command(tmp_path, capsys):
-    exposures = [Exposure(f"r{i}", "control" if i % 2 else "B", f"u{i}", 1.7e9).to_dict() for i in range(40)]
+    exposures = [Exposure(f"r{i}", "champion" if i % 2 else "B", f"u{i}", 1.7e9).to_dict() for i in range(40)]
     (tmp_path / "exposures.jsonl").write_text("\n".join(map(json.dumps, exposures)))
     (tmp_path / "events.jsonl").write_text(Event("e1", "u1", "click", 1.7e9 + 1, recommendation_id="r1").to_json())
     assert main(["ab", "--exposures", str(tmp_path / "exposures.jsonl"), "--outcomes", str(tmp_path / "events.jsonl"),
-                 "--report", str(tmp_path / "reports"), "--weights", "control=1,B=1"]) == 0
+                 "--report", str(tmp_path / "reports"), "--weights", "champion=1,B=1"]) == 0
     out = capsys.readouterr().out
     assert "ab: 40 exposures, SRM p=1, significant: none" in out
-    assert "ABCtr[Variant=control] = 0.05" in out
-    assert json.loads((tmp_path / "reports" / "ab-latest.json").read_text())["weights"] == {"B": 1.0, "control": 1.0}
+    assert "ABCtr[Variant=champion] = 0.05" in out
+    assert json.loads((tmp_path / "reports" / "ab-latest.json").read_text())["weights"] == {"B": 1.0, "champion": 1.0}
 
 
 def test_bad_arguments_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["ab", "--exposures", "x", "--outcomes", "y", "--report", "z", "--weights", "control"])
+        main(["ab", "--exposures", "x", "--outcomes", "y", "--report", "z", "--weights", "champion"])
     assert "--weights: expected name=value" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["ab", "--exposures", "x", "--outcomes", "y", "--report", "z", "--endpoint", "e"])

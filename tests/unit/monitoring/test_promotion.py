@@ -18,14 +18,14 @@ ENABLED = PromotionConfig(enabled=True, step=0.25, min_users_per_variant=1000)
 def experiment(ctr_control, ctr_b, users=1500, seed=5, weights=None):
     rng = np.random.default_rng(seed)
     exposures, outcomes = [], []
-    for variant, ctr in (("control", ctr_control), ("B", ctr_b)):
+    for variant, ctr in (("champion", ctr_control), ("B", ctr_b)):
         for u in range(users):
             for j in range(2):
                 rid = f"{variant}-{u}-{j}"
                 exposures.append(Exposure(rid, variant, f"{variant}-{u}", T0, latency_ms=30.0))
                 if rng.random() < ctr:
                     outcomes.append(Outcome("click", T0 + 1, rid))
-    return analyze(exposures, outcomes, weights or {"control": 50, "B": 50}, ABTestConfig(min_users_per_variant=100))
+    return analyze(exposures, outcomes, weights or {"champion": 50, "B": 50}, ABTestConfig(min_users_per_variant=100))
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def b_wins():
 def test_significant_winner_gets_a_step_of_the_traffic(b_wins):
     decision = decide_promotion(b_wins, ENABLED)
     assert decision.act and decision.winner == "B"
-    assert decision.old_weights == {"control": 50.0, "B": 50.0}
-    assert decision.new_weights == {"control": 37.5, "B": 62.5}
-    assert decision.reason.startswith("B beats control on ctr: difference +")
+    assert decision.old_weights == {"champion": 50.0, "B": 50.0}
+    assert decision.new_weights == {"champion": 37.5, "B": 62.5}
+    assert decision.reason.startswith("B beats champion on ctr: difference +")
     assert decision.report["always_valid_p"]["B"] == b_wins.comparison("B", "ctr").always_valid_p
 
 
@@ -64,7 +64,7 @@ def test_no_action_on_guardrail_breach(b_wins):
 
 def test_no_action_below_minimum_samples(b_wins):
     decision = decide_promotion(b_wins, replace(ENABLED, min_users_per_variant=5000))
-    assert not decision.act and decision.reason == "below 5000 users per variant: B (1500), control (1500)"
+    assert not decision.act and decision.reason == "below 5000 users per variant: B (1500), champion (1500)"
 
 
 def test_no_action_without_a_significant_difference():
@@ -74,12 +74,12 @@ def test_no_action_without_a_significant_difference():
 
 def test_a_worse_challenger_rolls_traffic_back_to_the_control():
     decision = decide_promotion(experiment(0.16, 0.10), ENABLED)
-    assert decision.act and decision.winner == "control"
-    assert decision.new_weights == {"control": 62.5, "B": 37.5}
+    assert decision.act and decision.winner == "champion"
+    assert decision.new_weights == {"champion": 62.5, "B": 37.5}
 
 
 def test_no_action_when_all_traffic_is_already_on_the_winner():
-    report = experiment(0.10, 0.16, weights={"control": 0, "B": 1})
+    report = experiment(0.10, 0.16, weights={"champion": 0, "B": 1})
     decision = decide_promotion(report, ENABLED)
     assert not decision.act
     # All traffic on B, yet both variants have users: this split also fails the SRM check first.
