@@ -337,6 +337,50 @@ class DatasetImportConfig:
 
 
 @dataclass(frozen=True)
+class QualityGateConfig:
+    """What a newly trained model must reach before it is deployed (recsys.pipeline.gate)."""
+
+    k: int = 10
+    min_ndcg: float = 0.02
+    min_auc: float = 0.55
+    # NDCG@k must beat popularity's by at least this share.
+    min_lift_over_popularity: float = 0.1
+    # ...and may fall at most this share below the champion's.
+    max_drop_vs_champion: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"quality_gate.k: {self.k} must be >= 1")
+        if not 0.0 <= self.max_drop_vs_champion < 1.0:
+            raise ValueError(f"quality_gate.max_drop_vs_champion: {self.max_drop_vs_champion} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The daily pipeline: its schedule, retries, quality gate and how much traffic a new model gets."""
+
+    # EventBridge Scheduler expression and time zone: daily at 22:00 UTC by default.
+    schedule: str = "cron(0 22 * * ? *)"
+    timezone: str = "UTC"
+    schedule_enabled: bool = True
+    # Retries of throttling / transient errors: attempts after the first, first interval, backoff rate.
+    retry_attempts: int = 3
+    retry_interval_s: int = 30
+    retry_backoff: float = 2.0
+    training_instance_type: str = "ml.m5.xlarge"
+    training_max_runtime_s: int = 4 * 3600
+    # Share of traffic the challenger variant gets when a new model is deployed.
+    challenger_weight: float = 0.1
+    quality_gate: QualityGateConfig = field(default_factory=QualityGateConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.challenger_weight < 1.0:
+            raise ValueError(f"pipeline.challenger_weight: {self.challenger_weight} must be in (0, 1)")
+        if self.retry_attempts < 0 or self.retry_interval_s < 1 or self.retry_backoff < 1.0:
+            raise ValueError("pipeline.retry_*: attempts >= 0, interval >= 1 s and backoff >= 1 are required")
+
+
+@dataclass(frozen=True)
 class StageConfig:
     stage: str
     account: str | None = None
@@ -353,6 +397,7 @@ class StageConfig:
     # Subscribed to the on-call alarm topic; `cdk deploy -c alarm_emails=a@x.com,b@y.com` adds more.
     alarm_emails: tuple[str, ...] = ()
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     # Retain data stores on stack deletion in prod; destroy them in dev.
     retain_data: bool = False
 
