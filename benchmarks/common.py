@@ -6,6 +6,7 @@ from benchmarks/results.json, so the table always shows the last measured figure
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -52,6 +53,11 @@ def record(
     }
     verdict = "" if meets is None else ("  [meets target]" if meets else "  [MISSES target]")
     print(f"{figure}: {value:,.3f} {unit}  ({entry['conditions']}){'  target ' + target if target else ''}{verdict}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[key] = entry
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    # Benchmarks may run side by side: read-modify-write under a lock, and replace the file atomically.
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results[key] = entry
+        staged = RESULTS.with_suffix(".tmp")
+        staged.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        os.replace(staged, RESULTS)

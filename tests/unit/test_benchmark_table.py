@@ -1,5 +1,6 @@
 import json
 
+from benchmarks import common
 from benchmarks.common import percentile
 from benchmarks.readme_table import update_readme
 
@@ -22,3 +23,17 @@ def test_table_is_rendered_between_markers_and_rerendered_in_place(tmp_path):
     text = readme.read_text()
     assert text.count("| Feature read p99 | 1.25 ms ✅ | ≤ 2 ms | 1 user + 1,000 items |") == 1
     assert text.startswith("intro\n") and text.endswith("outro\n")
+
+
+def _record_many(worker: int) -> None:
+    for n in range(10):
+        common.record(f"w{worker}_{n}", figure="f", value=n, unit="ms", conditions="c")
+
+
+def test_concurrent_benchmarks_keep_every_figure(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results.json")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_record_many, range(8))
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 80
