@@ -109,8 +109,8 @@ class RealtimeStack(Stack):
             description="POST /events, /items, /users: validates, publishes events, upserts item and user metadata",
             environment={
                 "EVENTS_TOPIC_ARN": self.events_topic.topic_arn,
-                # Set by the batch path's stack once the lake's delivery stream exists; empty sends nothing.
-                "FIREHOSE_STREAM_NAME": "",
+                # The lake's delivery stream (batch stack); named, not referenced, so the stacks stay acyclic.
+                "FIREHOSE_STREAM_NAME": names.firehose_stream,
                 **store_environment,
             },
             placement=placement,
@@ -120,6 +120,12 @@ class RealtimeStack(Stack):
             iam.PolicyStatement(actions=["sns:Publish"], resources=[self.events_topic.topic_arn])
         )
         key.grant(self.event_tracker.role, "kms:GenerateDataKey", "kms:Decrypt")
+        firehose_arn = self.format_arn(
+            service="firehose", resource="deliverystream", resource_name=names.firehose_stream
+        )
+        self.event_tracker.role.add_to_policy(
+            iam.PolicyStatement(actions=["firehose:PutRecord", "firehose:PutRecordBatch"], resources=[firehose_arn])
+        )
         self.feature_store.secret.grant_read(self.event_tracker.role)
 
         self.api = LambdaRestApi(

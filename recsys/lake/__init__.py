@@ -1,1 +1,2 @@
-"""The S3 data lake: the Firehose record transform and (with the batch issue) its readers."""
+"""The S3 data lake: the Firehose record transform, the stream's prefixes, the Glue view and a local Firehose
+(see README.md)."""

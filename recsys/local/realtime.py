@@ -5,6 +5,7 @@ by a local SQS event source. Both are the real Lambda handlers, configured by th
         report = replay_events(path.api.url, events, shift_to=time.time())   # POST /events, 100 per call
         path.wait_until_drained()                   # SNS (moto) -> SQS -> runner -> handler -> Valkey
         FeatureReader(redis_from_env(), config.pit_features).read(user_id, item_ids)
+        path.lake.flush()                           # the local Firehose -> s3://<lake>/events/event_date=.../
 
 Used by `make demo`, the integration tests and benchmarks/bench_reflection.py. To try it by hand (it uses the
 services of `make up` when they run, else starts its own and stops them on Ctrl-C or SIGTERM):
@@ -35,9 +36,11 @@ from typing import Any, TextIO
 from recsys import aws
 from recsys.config import StageConfig, load_stage
 from recsys.events import Event
+from recsys.lake.local_firehose import LocalFirehose
 from recsys.local.http_api import LocalHttpApi, post_json
 from recsys.local.resources import LocalResources
 from recsys.local.sqs_runner import SqsEventSourceRunner
+from recsys.tracker.sinks import forget_local_stream, use_local_stream
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +55,11 @@ def lambda_module(name: str) -> ModuleType:
 def realtime_env(resources: LocalResources, config: StageConfig, *, quiet: bool = False) -> dict[str, str]:
     """The environment the CDK stacks give both Lambdas (the store comes from RECSYS_REDIS_URL, set by the platform).
     `quiet` raises the handlers' log level to WARNING (it applies when the handler modules are first imported)."""
-    env = {"EVENTS_TOPIC_ARN": resources.events_topic_arn, "FIREHOSE_STREAM_NAME": "", "RECSYS_STAGE": config.stage}
+    env = {
+        "EVENTS_TOPIC_ARN": resources.events_topic_arn,
+        "FIREHOSE_STREAM_NAME": config.names.firehose_stream,
+        "RECSYS_STAGE": config.stage,
+    }
     if quiet:
         env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     return env
@@ -89,6 +96,7 @@ def cold_start() -> None:
 class RealtimePath:
     api: LocalHttpApi
     runner: SqsEventSourceRunner
+    lake: LocalFirehose  # the tracker's delivery stream into the lake bucket
 
     def wait_until_drained(self, timeout_s: float = 60.0) -> None:
         """Wait until the feature queue holds no message, visible or in flight (the threaded runner caught up)."""
@@ -175,8 +183,11 @@ def serve_realtime_path(
     """Serve the tracker on a local HTTP API (`port` 0: a free one) and run the feature-writer event source, in a
     thread unless told not to (then drive `path.runner.poll_once()` / `run_until_empty()` yourself).
     `runner_settings` override the stage config's batch size and window (see SqsEventSourceRunner). `quiet` keeps
-    the handlers' INFO logs and EMF metrics off stdout while serving (for `make demo` and the benchmark)."""
+    the handlers' INFO logs and EMF metrics off stdout while serving (for `make demo` and the benchmark).
+    The tracker's events also go to the lake through a local Firehose stream, flushed when the block ends."""
     env = realtime_env(resources, config, quiet=quiet)
+    lake = LocalFirehose.for_stage(config, resources.lake_bucket)
+    use_local_stream(lake.stream_name, lake)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     cold_start()
@@ -192,19 +203,24 @@ def serve_realtime_path(
             # Calls refused before any event is counted flush no metric; Powertools warns about it.
             warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
         api.start()
+        lake.start()
         if run_in_thread:
             runner.start()
-        yield RealtimePath(api, runner)
+        yield RealtimePath(api, runner, lake)
     finally:
         runner.stop()
         api.stop()
-        sys.stdout = stdout
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        cold_start()
+        try:
+            lake.close()  # delivers what the stream still buffers
+        finally:
+            forget_local_stream(lake.stream_name)
+            sys.stdout = stdout
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            cold_start()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,6 +105,20 @@ class NullSender:
         return {}
 
 
+# Local mode only: in-process stand-ins of delivery streams (recsys.lake.local_firehose), by stream name. moto's
+# Firehose runs neither the transform Lambda nor dynamic partitioning, so the local platform registers its own.
+_local_streams: dict[str, Any] = {}
+
+
+def use_local_stream(stream_name: str, client: Any) -> None:
+    """Send what goes to `stream_name` to `client` (put_record_batch as boto3's) until `forget_local_stream`."""
+    _local_streams[stream_name] = client
+
+
+def forget_local_stream(stream_name: str) -> None:
+    _local_streams.pop(stream_name, None)
+
+
 def archive_for(stream_name: str | None) -> EventSink:
     """The lake sink for FIREHOSE_STREAM_NAME: a FirehoseSender, or a NullSender when it is empty or unset."""
-    return FirehoseSender(stream_name) if stream_name else NullSender()
+    return FirehoseSender(stream_name, client=_local_streams.get(stream_name)) if stream_name else NullSender()

@@ -34,7 +34,8 @@ def test_stacks_deploy_in_dependency_order(dev: Synth) -> None:
 
     assert depends("foundation") == set()
     assert depends("network") == {"recsys-dev-foundation"}
-    assert depends("realtime") == {"recsys-dev-foundation", "recsys-dev-network"}
+    assert depends("realtime") == {"recsys-dev-foundation", "recsys-dev-network", "recsys-dev-batch"}
+    assert depends("batch") == {"recsys-dev-foundation"}
 
 
 def test_stage_comes_from_context_and_defaults_to_dev() -> None:

@@ -179,11 +179,11 @@ def test_lambdas_get_the_store_settings_they_read(synth: Synth, handler: str) ->
     assert variables["RECSYS_STAGE"] == synth.config.stage
 
 
-def test_event_tracker_gets_the_topic_and_an_empty_firehose_stream(dev: Synth) -> None:
+def test_event_tracker_gets_the_topic_and_the_lake_stream(dev: Synth) -> None:
     variables = _function(dev, "event_tracker")["Properties"]["Environment"]["Variables"]
     topic_id = _logical_id(dev, "AWS::SNS::Topic", TopicName=dev.config.names.events_topic)
     assert variables["EVENTS_TOPIC_ARN"] == {"Ref": topic_id}
-    assert variables["FIREHOSE_STREAM_NAME"] == ""
+    assert variables["FIREHOSE_STREAM_NAME"] == dev.config.names.firehose_stream  # tests/infra/test_cdk_batch.py
 
 
 def _policy_of(synth: Synth, handler: str) -> list[dict[str, Any]]:
