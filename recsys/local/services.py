@@ -160,7 +160,8 @@ def start_valkey(log_dir: Path, port: int | None = None, timeout_s: float = 15.0
 def start_moto(log_dir: Path, port: int | None = None, timeout_s: float = 30.0) -> Service:
     port = port or free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    proc, log = _spawn("moto", argv, log_dir, env=LOCAL_CREDENTIALS)
+    # MOTO_PORT: moto's Step Functions interpreter sends a state machine's SDK and SNS tasks to this port.
+    proc, log = _spawn("moto", argv, log_dir, env={**LOCAL_CREDENTIALS, "MOTO_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
