@@ -24,12 +24,16 @@ BAD_BODY_RESPONSE = (
 
 
 class LambdaRestApi(Construct):
-    """`POST /<route>` for each route, all proxied to `handler`.
+    """`POST /<route>` for each route (nested paths such as `filters/list` too), all proxied to `handler`.
 
     Callers sign requests with SigV4 (IAM auth) and need `execute-api:Invoke` on `api.arn_for_execute_api()`.
     API Gateway checks that a JSON body is an object and answers 400 in the handler's error shape
     (`{"message", "errors": [{"field", "message"}]}`); every other check (content type, size, fields, counts) is
     the handler's, which answers 4xx errors that name the field.
+
+    Access and execution logs are kept `log_retention_days` (default: the event tracker's function setting).
+    API Gateway logs through one role per account and region: exactly one API of the platform creates it
+    (`cloud_watch_role=True`, the event tracker's); the others rely on that account setting.
     """
 
     def __init__(
@@ -45,10 +49,14 @@ class LambdaRestApi(Construct):
         key: kms.IKey,
         throttle_rate_per_s: int,
         throttle_burst: int,
+        log_retention_days: int | None = None,
+        log_retention_field: str = "event_tracker.function.log_retention_days",
+        cloud_watch_role: bool = True,
     ) -> None:
         super().__init__(scope, id)
-        retention = dict(key=key, days=config.event_tracker.function.log_retention_days, retain=config.retain_data)
-        field = "event_tracker.function.log_retention_days"
+        days = config.event_tracker.function.log_retention_days if log_retention_days is None else log_retention_days
+        retention = dict(key=key, days=days, retain=config.retain_data)
+        field = log_retention_field
         access_logs = encrypted_log_group(self, "AccessLogs", field=field, **retention)
         self.api = apigw.RestApi(
             self,
@@ -57,8 +65,8 @@ class LambdaRestApi(Construct):
             description=description,
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # API Gateway logs through one account-wide role; CDK creates it and sets the account setting.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            cloud_watch_role=cloud_watch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if cloud_watch_role else None,
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
@@ -109,7 +117,7 @@ class LambdaRestApi(Construct):
         )
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         for route in routes:
-            method = self.api.root.add_resource(route).add_method(
+            method = self.api.root.resource_for_path(route).add_method(
                 "POST", integration, request_validator=validator, request_models={_JSON: body}
             )
             acknowledge(
@@ -124,6 +132,8 @@ class LambdaRestApi(Construct):
             "No WAF web ACL by default: only SigV4-signed calls from the account's own services get through, and "
             "stage throttling caps the rate; attach a WAFv2 web ACL to the stage if the API is exposed wider.",
         )
+        if not cloud_watch_role:
+            return
         role = self.api.node.find_child("CloudWatchRole").node.default_child
         acknowledge(
             role,
