@@ -1,7 +1,9 @@
 """The one way the platform defines a Python Lambda function.
 
 Every function gets: the locally built bundle of `recsys/` + its handler folder + pinned dependencies
-(`stacks.constructs.bundling`), Python 3.12 on ARM64 (Graviton: cheaper per GB-second), Powertools settings,
+(`stacks.constructs.bundling`) — or, for handlers whose dependencies (numpy, SciPy, pandas, scikit-learn) do not
+fit a 250 MB zip, a container image built by `cdk deploy` from `image=` Dockerfile (synth only stages its context,
+so no Docker is needed here) — Python 3.12 on ARM64 (Graviton: cheaper per GB-second), Powertools settings,
 X-Ray active tracing, its own role with only what it is granted, its own KMS-encrypted log group with the
 configured retention, KMS-encrypted environment variables, optional reserved concurrency, and VPC placement
 with a security group when asked.
@@ -9,10 +11,11 @@ with a security group when asked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, IgnoreMode
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -20,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from recsys.config import LambdaConfig, StageConfig
-from stacks.constructs.bundling import ARCHITECTURE, RUNTIME, python_code
+from stacks.constructs.bundling import ARCHITECTURE, REPO_ROOT, RUNTIME, python_code
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
 
@@ -33,6 +36,24 @@ _VPC_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 ]
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """A Lambda container image: its Dockerfile and the only repository paths its build context stages."""
+
+    dockerfile: str
+    context: Sequence[str]
+
+    def code(self, handler: str, entry: str) -> lambda_.DockerImageCode:
+        return lambda_.DockerImageCode.from_image_asset(
+            str(REPO_ROOT),
+            file=self.dockerfile,
+            cmd=[f"lambdas.{handler}.handler.{entry}"],
+            exclude=["*", *(f"!{path}" for path in self.context), "**/__pycache__", "**/*.pyc"],
+            ignore_mode=IgnoreMode.DOCKER,
+            platform=ecr_assets.Platform.LINUX_ARM64,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,9 +78,14 @@ class PythonLambda(Construct):
         description: str,
         environment: Mapping[str, str] | None = None,
         placement: VpcPlacement | None = None,
+        name: str | None = None,
+        entry: str = "handler",
+        image: ContainerImage | None = None,
     ) -> None:
+        """`name`: the function's purpose when several functions share one handler folder (default: `handler`);
+        `entry`: the function of `handler.py` Lambda calls; `image`: package as a container image instead of a zip."""
         super().__init__(scope, id)
-        function_name = config.names.function(handler)
+        function_name = config.names.function(name or handler)
         self.log_group = encrypted_log_group(
             self,
             "Logs",
@@ -78,15 +104,19 @@ class PythonLambda(Construct):
         self.log_group.grant_write(self.role)
         if placement is not None:
             self.role.add_to_policy(iam.PolicyStatement(actions=_VPC_ACTIONS, resources=["*"]))
-        self.function = lambda_.Function(
+        package: dict = (
+            dict(code=image.code(handler, entry))
+            if image
+            else dict(runtime=RUNTIME, handler=f"lambdas.{handler}.handler.{entry}", code=python_code(handler))
+        )
+        function_class = lambda_.DockerImageFunction if image else lambda_.Function
+        self.function = function_class(
             self,
             "Function",
             function_name=function_name,
             description=description,
-            runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=f"lambdas.{handler}.handler.handler",
-            code=python_code(handler),
+            **package,
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_s),
             reserved_concurrent_executions=settings.reserved_concurrency,
@@ -114,10 +144,11 @@ class PythonLambda(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             f"{unscoped} do not support resource-level permissions; every other statement names its resources.",
         )
-        acknowledge(
-            self.function.node.default_child,
-            "AwsSolutions-L1",
-            "Pinned to python3.12, the runtime the bundled wheels are resolved for (stacks/constructs/bundling.py) "
-            "and the closest to the CPython 3.11 the test suite runs on; moving to a newer runtime is a deliberate "
-            "upgrade of RUNTIME there, which re-resolves the wheels.",
-        )
+        if not image:  # an image brings its own runtime
+            acknowledge(
+                self.function.node.default_child,
+                "AwsSolutions-L1",
+                "Pinned to python3.12, the runtime the bundled wheels are resolved for (stacks/constructs/bundling.py) "
+                "and the closest to the CPython 3.11 the test suite runs on; moving to a newer runtime is a "
+                "deliberate upgrade of RUNTIME there, which re-resolves the wheels.",
+            )
