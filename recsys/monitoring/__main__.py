@@ -8,7 +8,6 @@ otherwise they are printed, so a job can be run and read without AWS.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import date, datetime, timezone
 
@@ -58,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     showcase = jobs.add_parser("showcase", help="showcase health from the Redis snapshots")
     showcase.add_argument("--date", type=date.fromisoformat, default=datetime.now(timezone.utc).date())
     showcase.add_argument("--report", required=True, help="folder/prefix for the JSON and HTML report")
-    showcase.add_argument("--redis-url", default=os.environ.get("RECSYS_REDIS_URL"), help="default: $RECSYS_REDIS_URL")
+    showcase.add_argument("--redis-url", default=None,
+                          help="default: the feature store the environment names (recsys.store.redis_from_env: "
+                               "$RECSYS_REDIS_URL locally, $MEMORYDB_ENDPOINT and $MEMORYDB_SECRET_ARN on AWS)")
     return parser
 
 
@@ -79,14 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         summary = _ab(args, parser, stage, publisher)
         print(summary)
     else:
-        if not args.redis_url:
-            parser.error("showcase: --redis-url or $RECSYS_REDIS_URL is required")
-        import redis
-
         from recsys.monitoring.showcase_health import SnapshotStore, run_showcase_health_job
+        from recsys.store import redis_from_env
 
+        if args.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(args.redis_url)
+        else:
+            try:
+                client = redis_from_env()
+            except RuntimeError as exc:
+                parser.error(f"showcase: --redis-url is not given and {exc}")
         ttl_days = stage.monitoring.showcase.snapshot_ttl_days
-        store = SnapshotStore(redis.Redis.from_url(args.redis_url), stage.prefix, ttl_days)
+        store = SnapshotStore(client, stage.prefix, ttl_days)
         report = run_showcase_health_job(store, args.date, stage.monitoring.showcase, publisher, report_uri=args.report)
         print(f"showcase {report.day}: {report.users_compared} users compared, unchanged {report.unchanged_share:.1%}, "
               f"novelty {report.daily_novelty:.1%}; alarms: {'; '.join(report.alarms) or 'none'}")

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from recsys.config import ABTestConfig
-from recsys.events import CLICK, PLAY_EVENT_TYPES, PURCHASE, Event, InvalidEvent, parse_event_record
+from recsys.events import CLICK, IMPRESSION, PLAY_EVENT_TYPES, PURCHASE, Event, InvalidEvent, parse_event_record
 from recsys.monitoring import html, storage
 from recsys.monitoring.metrics import Metric, MetricsPublisher
 from recsys.monitoring.stats import (
@@ -117,6 +117,22 @@ class Exposure:
             degraded=degraded,
             items=tuple(items),
         )
+
+    @classmethod
+    def from_impression(cls, event: Event) -> "Exposure":
+        """The exposure an impression event stands for: the recommend API logs each list it shows as one, with the
+        serving variant, latency and degraded flag as properties (recsys.recommend.exposure)."""
+        properties = event.properties
+        if not properties.get("variant"):
+            raise ValueError("properties.variant: an impression event needs the variant that served it")
+        latency = properties.get("latency_ms")
+        try:
+            latency_ms = float(latency) if latency is not None else None
+        except ValueError:
+            raise ValueError(f"properties.latency_ms: {latency!r} is not a number") from None
+        return cls(recommendation_id=event.recommendation_id or event.event_id, variant=properties["variant"],
+                   user_id=event.user_id, timestamp=event.timestamp, latency_ms=latency_ms,
+                   degraded=properties.get("degraded") == "true", items=tuple(event.impression))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"items": list(self.items)}
@@ -521,10 +537,18 @@ class _Rejects:
 
 
 def read_exposures(source: str, since: float | None, rejects: _Rejects) -> Iterator[Exposure]:
-    for line in storage.iter_lines(source):
+    """Exposure records, or the lake's canonical events, of which the impressions are exposures (others skipped)."""
+    for line in storage.iter_lines(source, since=since):
         try:
-            exposure = Exposure.from_dict(json.loads(line.text))
-        except ValueError as exc:
+            data = json.loads(line.text)
+            if isinstance(data, Mapping) and "event_type" in data:
+                event = parse_event_record(data)
+                if event.event_type != IMPRESSION:
+                    continue
+                exposure = Exposure.from_impression(event)
+            else:
+                exposure = Exposure.from_dict(data)
+        except (InvalidEvent, ValueError) as exc:
             rejects.add(f"{line.where}: {exc}")
             continue
         if since is None or exposure.timestamp >= since:
@@ -533,7 +557,7 @@ def read_exposures(source: str, since: float | None, rejects: _Rejects) -> Itera
 
 def read_outcomes(source: str, since: float | None, qualified_play_s: float, rejects: _Rejects) -> Iterator[Outcome]:
     """Outcomes from canonical event JSON lines (the lake); other event types are skipped."""
-    for line in storage.iter_lines(source):
+    for line in storage.iter_lines(source, since=since):
         try:
             event = parse_event_record(json.loads(line.text))
         except (InvalidEvent, ValueError) as exc:

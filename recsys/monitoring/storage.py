@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+# The lake's daily partitions (recsys.events: events/event_date=YYYY-MM-DD/...).
+_PARTITION_DAY = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/")
 
 
 def is_s3(uri: str) -> bool:
@@ -113,9 +118,20 @@ class Line:
         return f"{self.location}:{self.number}"
 
 
-def iter_lines(source: str) -> Iterator[Line]:
-    """The non-blank lines of every file under `source`."""
+def iter_lines(source: str, since: float | None = None) -> Iterator[Line]:
+    """The non-blank lines of every file under `source`.
+
+    With `since` (unix s), files in a lake partition `event_date=YYYY-MM-DD` more than a day before it are skipped:
+    every event in them is older (the day of slack covers clients' clock skew at partition boundaries), so a look
+    every few minutes reads the recent partitions, not the whole lake.
+    """
+    first_day = None
+    if since is not None:
+        first_day = (datetime.fromtimestamp(since, timezone.utc).date() - timedelta(days=1)).isoformat()
     for location in list_files(source):
+        day = _PARTITION_DAY.search(location)
+        if first_day is not None and day is not None and day.group(1) < first_day:
+            continue
         for number, raw in enumerate(read_bytes(location).decode("utf-8", errors="replace").splitlines(), start=1):
             if raw.strip():
                 yield Line(location, number, raw)
