@@ -3,7 +3,9 @@
 - `demo`: the local platform end to end (what `make demo` runs);
 - `up` / `down` / `status`: keep the local services running between commands;
 - `import`: import a Personalize-format CSV folder into the data lake;
-- `evaluate`: the offline evaluation report (docs/evaluation.md).
+- `evaluate`: the offline evaluation report (docs/evaluation.md);
+- `batch-recommend`: batch recommendations, JSON lines of users -> JSON lines of recommendations (S3 or local);
+- `pipeline-start`: start the deployed daily pipeline now (docs/pipeline.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_recommend(args: argparse.Namespace) -> int:
+    from recsys.recommend.cli import run_batch_command
+
+    return run_batch_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--stage", default=None, help="config stage (default: $RECSYS_STAGE or dev)")
@@ -83,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--dataset", required=True, help="folder (or s3:// prefix) with interactions.csv, users.csv, items.csv")
     importer.add_argument("--to", required=True, help="destination: s3://bucket[/prefix] or a local folder")
     importer.set_defaults(run=_import)
+
+    from recsys.recommend.cli import add_batch_arguments
+
+    batch = commands.add_parser("batch-recommend", help="batch recommendations: users JSON lines -> S3/local")
+    add_batch_arguments(batch)
+    batch.set_defaults(run=_batch_recommend)
+
+    from recsys.pipeline.start import add_arguments as add_pipeline_arguments
+    from recsys.pipeline.start import run as run_pipeline
+
+    pipeline = commands.add_parser("pipeline-start", help="start the deployed daily pipeline (docs/pipeline.md)")
+    add_pipeline_arguments(pipeline)
+    pipeline.set_defaults(run=run_pipeline)
     return parser
 
 

@@ -9,6 +9,7 @@ settings the deployed platform has.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 PROJECT = "recsys"
@@ -206,6 +207,47 @@ class BatchFeatureConfig:
 
 
 @dataclass(frozen=True)
+class FirehoseConfig:
+    """The lake's delivery stream: tracker events -> transform Lambda -> S3, partitioned by event date.
+
+    Read by stacks/constructs/firehose_to_lake.py and by the local stand-in (recsys/lake/local_firehose.py).
+    """
+
+    # Dynamic partitioning needs a 64-128 MiB buffer and no zero buffering; each event-date partition is written
+    # as one object when either hint is reached.
+    buffer_size_mb: int = 64
+    buffer_interval_s: int = 60
+    # The transform Lambda gets up to this much data per invocation, at least this often (Firehose: 0.2-3 MB).
+    processor_buffer_size_mb: float = 1.0
+    processor_buffer_interval_s: int = 60
+    # Invocation retries before a batch's records go to the error prefix.
+    processor_retries: int = 3
+    # How long Firehose retries a failed delivery to an S3 prefix.
+    s3_retry_s: int = 300
+    log_retention_days: int = 30
+    transform: LambdaConfig = field(default_factory=lambda: LambdaConfig(memory_mb=256, timeout_s=60))
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.buffer_size_mb <= 128:
+            raise ValueError(f"firehose.buffer_size_mb: dynamic partitioning needs 64..128, got {self.buffer_size_mb}")
+        if not 0 < self.buffer_interval_s <= 900:
+            raise ValueError(
+                f"firehose.buffer_interval_s: must be 1..900 (dynamic partitioning has no zero buffering), "
+                f"got {self.buffer_interval_s}"
+            )
+        if not 0.2 <= self.processor_buffer_size_mb <= 3:
+            raise ValueError(f"firehose.processor_buffer_size_mb: must be 0.2..3, got {self.processor_buffer_size_mb}")
+        if not 0 <= self.processor_buffer_interval_s <= 900:
+            raise ValueError(
+                f"firehose.processor_buffer_interval_s: must be 0..900, got {self.processor_buffer_interval_s}"
+            )
+        if not 0 <= self.processor_retries <= 300:
+            raise ValueError(f"firehose.processor_retries: must be 0..300, got {self.processor_retries}")
+        if not 0 <= self.s3_retry_s <= 7200:
+            raise ValueError(f"firehose.s3_retry_s: must be 0..7200, got {self.s3_retry_s}")
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """Lifecycle of the S3 buckets (see stacks/constructs/secure_bucket.py)."""
 
@@ -310,11 +352,83 @@ class ShowcaseHealthConfig:
 
 
 @dataclass(frozen=True)
+class AlarmConfig:
+    """Thresholds of the on-call alarms (stacks/monitoring.py; runbook in docs/monitoring.md).
+
+    The drift and showcase alarms take their thresholds from DriftMonitorConfig and ShowcaseHealthConfig; the
+    endpoint's per-variant alarms are the serving stack's (ServingAlarmConfig).
+    """
+
+    # Amp's target. Each API's alarm fires when its 5XX rate (API Gateway's 5XXError Average) exceeds 1 - SLO for
+    # availability_evaluation_periods periods in a row; the composite availability alarm is the one that pages.
+    availability_slo: float = 0.998
+    availability_evaluation_periods: int = 3
+    period_minutes: int = 5
+    # Amp's end-to-end bar; the tracker only validates and publishes, so it gets less.
+    recommend_p99_latency_ms: float = 200.0
+    tracker_p99_latency_ms: float = 300.0
+    # Oldest message in the feature queue: a backlog this old breaks the reflection-time promise.
+    queue_max_age_s: int = 300
+    feature_writer_errors: int = 1
+    feature_writer_throttles: int = 1
+    # Event published -> feature readable, p99 (our bar: 1 s).
+    reflection_p99_ms: float = 1000.0
+    memorydb_cpu_percent: float = 80.0
+    memorydb_memory_percent: float = 80.0
+    memorydb_replication_lag_s: float = 5.0
+    # Firehose buffers up to firehose.buffer_interval_s (300 s in prod) before it writes; older than this is stuck.
+    firehose_freshness_s: int = 900
+    # Share of recommend responses served degraded (fallback ranking, open circuit).
+    degraded_rate: float = 0.01
+    failed_executions: int = 1
+    failed_jobs: int = 1
+    boost_cap_exceeded: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.availability_slo < 1:
+            raise ValueError(f"monitoring.alarms.availability_slo: must lie in (0, 1), got {self.availability_slo!r}")
+        if not 0 < self.degraded_rate < 1:
+            raise ValueError(f"monitoring.alarms.degraded_rate: must lie in (0, 1), got {self.degraded_rate!r}")
+        if self.period_minutes not in (1, 5, 10, 15, 30, 60):
+            raise ValueError(
+                f"monitoring.alarms.period_minutes: one of 1, 5, 10, 15, 30, 60, got {self.period_minutes}")
+        for name in ("availability_evaluation_periods", "recommend_p99_latency_ms", "tracker_p99_latency_ms",
+                     "queue_max_age_s", "feature_writer_errors", "feature_writer_throttles", "reflection_p99_ms",
+                     "memorydb_cpu_percent", "memorydb_memory_percent", "memorydb_replication_lag_s",
+                     "firehose_freshness_s", "failed_executions", "failed_jobs", "boost_cap_exceeded"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"monitoring.alarms.{name}: must be > 0, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class MonitoringJobsConfig:
+    """The SageMaker Processing jobs that run the drift, A/B and showcase jobs on their schedules."""
+
+    instance_type: str = "ml.t3.medium"
+    volume_size_gb: int = 10
+    max_runtime_s: int = 1800
+    # Where the jobs read and write (keys in the artifacts and lake buckets).
+    drift_baseline_key: str = "models/ranker/latest/drift-baseline.json"
+    # Scored rows ({"timestamp", "features", "prediction"} JSON lines) in the lake bucket, for the drift job. The A/B
+    # job reads the lake's events: the recommend API logs its exposures there as impression events.
+    served_rows_prefix: str = "served"
+    reports_prefix: str = "monitoring/reports"
+    promotions_prefix: str = "monitoring/promotions"
+    log_retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.volume_size_gb <= 16384 or not 1 <= self.max_runtime_s <= 432000:
+            raise ValueError("monitoring.jobs.volume_size_gb/max_runtime_s: must be 1..16384 GB / 1..432000 s")
+
+
+@dataclass(frozen=True)
 class MonitoringConfig:
     drift: DriftMonitorConfig = field(default_factory=DriftMonitorConfig)
     ab: ABTestConfig = field(default_factory=ABTestConfig)
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
     showcase: ShowcaseHealthConfig = field(default_factory=ShowcaseHealthConfig)
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    jobs: MonitoringJobsConfig = field(default_factory=MonitoringJobsConfig)
 
 
 @dataclass(frozen=True)
@@ -369,6 +483,13 @@ class PipelineConfig:
     retry_backoff: float = 2.0
     training_instance_type: str = "ml.m5.xlarge"
     training_max_runtime_s: int = 4 * 3600
+    training_volume_gb: int = 30
+    # The Evaluate step: the offline evaluation (recsys.evaluation) as a processing job in the training image.
+    evaluation_instance_type: str = "ml.m5.xlarge"
+    evaluation_max_runtime_s: int = 2 * 3600
+    # The Lambda steps (ValidateInput, QualityGate, RegisterModel, Deploy) and the state machine's logs.
+    step_function: LambdaConfig = field(default_factory=lambda: LambdaConfig(memory_mb=512, timeout_s=300))
+    log_retention_days: int = 90
     # Share of traffic the challenger variant gets when a new model is deployed.
     challenger_weight: float = 0.1
     quality_gate: QualityGateConfig = field(default_factory=QualityGateConfig)
@@ -378,6 +499,184 @@ class PipelineConfig:
             raise ValueError(f"pipeline.challenger_weight: {self.challenger_weight} must be in (0, 1)")
         if self.retry_attempts < 0 or self.retry_interval_s < 1 or self.retry_backoff < 1.0:
             raise ValueError("pipeline.retry_*: attempts >= 0, interval >= 1 s and backoff >= 1 are required")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    """The recommend API's request flow (see recsys/recommend/README.md)."""
+
+    # Candidate channels and how many items each proposes, in priority order (the first channel to offer an
+    # item keeps it). exploit: affinity and item-to-item from the recent items; popular; trending; new.
+    channel_quotas: tuple[tuple[str, int], ...] = (
+        ("affinity", 150), ("cooccurrence", 150), ("embeddings", 100), ("ease", 150),
+        ("popularity", 150), ("trending", 100), ("new", 50),
+    )
+    # Explore: this share of the pool is reserved for items younger than the cut-off (Personalize's
+    # explorationWeight / explorationItemAgeCutOff); 0 switches exploration off.
+    exploration_weight: float = 0.1
+    exploration_item_age_cutoff_days: float = 30.0
+    max_candidates: int = 1000
+    default_num_results: int = 25
+    max_num_results: int = 500
+    max_rank_items: int = 1000  # items a personalized-ranking request may send
+    # Scoring: a call slower than this is abandoned and the fallback ranking answers (degraded).
+    endpoint_timeout_ms: int = 200
+    # Circuit breaker: this many consecutive failures open it; after reset_s one trial call is let through.
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    # Sticky A/B assignment of users to endpoint production variants (hash of user and experiment); empty: the
+    # endpoint's own variants and weights (StageConfig.serving.variants), the one source of truth.
+    experiment: str = "ranker"
+    variant_weights: tuple[tuple[str, float], ...] = ()
+    # Item metadata and batch features are kept in process this long; blender rules re-read this often.
+    item_cache_ttl_s: float = 300.0
+    blender_reload_s: float = 30.0
+    # Per-user impression history kept for "not interested" (seconds) and impressions kept per item.
+    impression_ttl_s: int = 30 * 86400
+    impressions_per_item: int = 16
+    # Shelves of the showcase built from the channels: shelf id -> channel ("exploit" = the ranked pool).
+    showcase_shelves: tuple[tuple[str, str], ...] = (
+        ("for_you", "exploit"), ("trending", "trending"), ("popular", "popularity"), ("new", "new"),
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.exploration_weight < 1:
+            raise ValueError(f"recommend.exploration_weight: must lie in [0, 1), got {self.exploration_weight!r}")
+        for name in ("exploration_item_age_cutoff_days", "max_candidates", "default_num_results", "max_num_results",
+                     "max_rank_items", "endpoint_timeout_ms", "breaker_failures", "breaker_reset_s",
+                     "impression_ttl_s", "impressions_per_item"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"recommend.{name}: must be > 0, got {getattr(self, name)!r}")
+        if self.default_num_results > self.max_num_results:
+            raise ValueError("recommend.default_num_results: must be <= max_num_results")
+        for channel, quota in self.channel_quotas:
+            if quota < 0:
+                raise ValueError(f"recommend.channel_quotas[{channel!r}]: must be >= 0, got {quota!r}")
+        weights = dict(self.variant_weights)
+        if len(weights) != len(self.variant_weights):
+            raise ValueError("recommend.variant_weights: one weight per variant")
+        if weights and (any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0):
+            raise ValueError("recommend.variant_weights: weights must be >= 0 with a positive sum")
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One production variant of the ranking endpoint: its traffic weight, instances and autoscaling."""
+
+    weight: float = 0.5
+    instance_type: str = "ml.c5.large"
+    initial_instance_count: int = 1
+    min_instances: int = 1
+    max_instances: int = 2
+    # Target tracking on SageMakerVariantInvocationsPerInstance, a per-minute count per instance.
+    target_invocations_per_instance: int = 3000
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+    # Which ranker of the model bundle the variant serves (RECSYS_RANKER); None: the bundle's default.
+    ranker: str | None = None
+
+
+@dataclass(frozen=True)
+class ServingAlarmConfig:
+    """Per-variant alarms of the ranking endpoint (see docs/infrastructure.md, serving)."""
+
+    period_s: int = 60
+    evaluation_periods: int = 5
+    datapoints_to_alarm: int = 3
+    # Invocation5XXErrors per period.
+    errors_5xx: int = 5
+    # p99 of ModelLatency per period (CloudWatch reports it in microseconds; the stack converts).
+    model_latency_p99_ms: float = 50.0
+
+
+# Nitro instances with local NVMe storage encrypt it in hardware and refuse an EndpointConfig KmsKeyId.
+_LOCAL_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+\d+[a-z]*d[a-z]*\.")
+_GRAVITON_FAMILY = re.compile(r"^ml\.[a-z]+\d+g[a-z]*\.")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """The ranking endpoint: champion and challenger variants of one EndpointConfig, data capture, alarms."""
+
+    champion: VariantConfig = field(default_factory=lambda: VariantConfig(weight=0.5))
+    challenger: VariantConfig = field(default_factory=lambda: VariantConfig(weight=0.5, ranker="rf"))
+    # Share of requests (and responses) SageMaker copies to the artifacts bucket under data_capture_prefix/.
+    data_capture_percent: int = 20
+    data_capture_prefix: str = "data-capture"
+    # Model artifacts (model.tar.gz) live under this prefix of the artifacts bucket. The stack's EndpointConfig
+    # serves each variant's live key (live_model_key): uploaded once before the first deploy, then copied there
+    # by the daily pipeline after each UpdateEndpoint, so redeploying the stack keeps the deployed models.
+    model_prefix: str = "models"
+    max_candidates: int = 2000
+    log_retention_days: int = 30
+    alarms: ServingAlarmConfig = field(default_factory=ServingAlarmConfig)
+
+    def __post_init__(self) -> None:
+        for name, variant in self.variants:
+            where = f"serving.{name}"
+            if variant.weight < 0:
+                raise ValueError(f"{where}.weight: must be >= 0, got {variant.weight!r}")
+            if not 1 <= variant.min_instances <= variant.initial_instance_count <= variant.max_instances:
+                raise ValueError(f"{where}: need 1 <= min_instances <= initial_instance_count <= max_instances")
+            if variant.target_invocations_per_instance <= 0:
+                raise ValueError(f"{where}.target_invocations_per_instance: must be > 0")
+            if variant.scale_in_cooldown_s < 0 or variant.scale_out_cooldown_s < 0:
+                raise ValueError(f"{where}.scale_in_cooldown_s/scale_out_cooldown_s: must be >= 0")
+            if not variant.instance_type.startswith("ml."):
+                raise ValueError(f"{where}.instance_type: {variant.instance_type!r} is not a SageMaker ml.* type")
+            if _LOCAL_STORAGE_FAMILY.match(variant.instance_type):
+                raise ValueError(
+                    f"{where}.instance_type: {variant.instance_type!r} has local instance storage, which cannot "
+                    "take the platform's KMS key; choose a type without local storage (e.g. ml.c5.large)"
+                )
+        if sum(variant.weight for _, variant in self.variants) <= 0:
+            raise ValueError("serving.champion/challenger.weight: at least one weight must be > 0")
+        if self.challenger.instance_type != self.champion.instance_type:
+            # The daily pipeline deploys the challenger on the champion's type (recsys.pipeline.deploy), and
+            # Application Auto Scaling refuses an UpdateEndpoint that changes a scaled variant's type.
+            raise ValueError(
+                f"serving.challenger.instance_type: {self.challenger.instance_type!r} must equal the champion's "
+                f"({self.champion.instance_type!r}): daily deploys put the challenger on the champion's type"
+            )
+        if not 0 < self.data_capture_percent <= 100:
+            raise ValueError(f"serving.data_capture_percent: must lie in 1..100, got {self.data_capture_percent!r}")
+        if not self.model_prefix or self.model_prefix.strip("/") != self.model_prefix:
+            raise ValueError(f"serving.model_prefix: needs a name, no leading/trailing '/': {self.model_prefix!r}")
+        if self.alarms.errors_5xx < 1 or self.alarms.model_latency_p99_ms <= 0:
+            raise ValueError("serving.alarms.errors_5xx/model_latency_p99_ms: must be >= 1 / > 0")
+        if not 1 <= self.alarms.datapoints_to_alarm <= self.alarms.evaluation_periods:
+            raise ValueError("serving.alarms.datapoints_to_alarm: must lie in 1..evaluation_periods")
+
+    @property
+    def variants(self) -> tuple[tuple[str, VariantConfig], ...]:
+        """(stable variant name, settings), champion first."""
+        return ((CHAMPION_VARIANT, self.champion), (CHALLENGER_VARIANT, self.challenger))
+
+    def live_model_key(self, variant: str) -> str:
+        """The artifacts-bucket key of the model `variant` serves now (see model_prefix)."""
+        return f"{self.model_prefix}/live/{variant}/model.tar.gz"
+
+    @property
+    def image_platform(self) -> str:
+        """The Docker platform of the inference image: Graviton (ml.*g.*) instances run arm64."""
+        return "linux/arm64" if _GRAVITON_FAMILY.match(self.champion.instance_type) else "linux/amd64"
+
+
+@dataclass(frozen=True)
+class RecommendApiConfig:
+    """The recommend API's front door and Lambda (the request flow itself is RecommendConfig)."""
+
+    throttle_rate_per_s: int = 600
+    throttle_burst: int = 1200
+    function: LambdaConfig = field(default_factory=lambda: LambdaConfig(memory_mb=1769, timeout_s=10))
+    # Batch recommendations run in one Lambda invocation: Lambda's 15-minute ceiling bounds a file's size.
+    batch_function: LambdaConfig = field(default_factory=lambda: LambdaConfig(memory_mb=3008, timeout_s=900))
+    # Where batch jobs read users and write recommendations, in the artifacts bucket.
+    batch_prefix: str = "batch-recommendations/"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.throttle_rate_per_s <= self.throttle_burst:
+            raise ValueError("recommend_api.throttle_rate_per_s: must be > 0 and <= throttle_burst")
 
 
 @dataclass(frozen=True)
@@ -394,10 +693,14 @@ class StageConfig:
     datasets: DatasetImportConfig = field(default_factory=DatasetImportConfig)
     batch_features: BatchFeatureConfig = field(default_factory=BatchFeatureConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    firehose: FirehoseConfig = field(default_factory=FirehoseConfig)
     # Subscribed to the on-call alarm topic; `cdk deploy -c alarm_emails=a@x.com,b@y.com` adds more.
     alarm_emails: tuple[str, ...] = ()
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    recommend_api: RecommendApiConfig = field(default_factory=RecommendApiConfig)
     # Retain data stores on stack deletion in prod; destroy them in dev.
     retain_data: bool = False
 
@@ -493,6 +796,21 @@ class ResourceNames:
         return f"{self.prefix}-daily-pipeline"
 
     @property
+    def monitoring_jobs_state_machine(self) -> str:
+        """Runs the scheduled drift, A/B and showcase-health processing jobs."""
+        return f"{self.prefix}-monitoring-jobs"
+
+    @property
+    def dashboard(self) -> str:
+        """The on-call dashboard of the stage."""
+        return f"{self.prefix}-oncall"
+
+    @property
+    def pipeline_topic(self) -> str:
+        """The daily pipeline's outcome notifications (deployed / rejected by the quality gate)."""
+        return f"{self.prefix}-pipeline"
+
+    @property
     def model_package_group(self) -> str:
         return f"{self.prefix}-ranker"
 
@@ -525,6 +843,16 @@ def _prod() -> StageConfig:
         network=NetworkConfig(cidr="10.41.0.0/16", max_azs=3, nat_gateways=2, flow_log_retention_days=365),
         memorydb=MemoryDbConfig(node_type="db.r7g.large", num_shards=2, replicas_per_shard=2, snapshot_retention_days=14),
         feature_writer=FeatureWriterConfig(batch_size=500, batching_window_s=1),
+        firehose=FirehoseConfig(buffer_size_mb=128, buffer_interval_s=300),
+        serving=ServingConfig(
+            champion=VariantConfig(weight=0.9, instance_type="ml.c5.xlarge", initial_instance_count=2,
+                                   min_instances=2, max_instances=8),
+            challenger=VariantConfig(weight=0.1, instance_type="ml.c5.xlarge", initial_instance_count=1,
+                                     min_instances=1, max_instances=4, ranker="rf"),
+            data_capture_percent=5,
+            log_retention_days=90,
+        ),
+        recommend_api=RecommendApiConfig(throttle_rate_per_s=2000, throttle_burst=4000),
         batch_features=BatchFeatureConfig(
             processing=ProcessingConfig(instance_count=2, instance_type="ml.m5.2xlarge"),
         ),

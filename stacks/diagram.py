@@ -34,7 +34,7 @@ NODE_TYPES: dict[str, tuple[str, str | None]] = {
     "AWS::Lambda::Function": ("Lambda", "FunctionName"),
     "AWS::SNS::Topic": ("SNS", "TopicName"),
     "AWS::SQS::Queue": ("SQS", "QueueName"),
-    "AWS::S3::Bucket": ("S3", None),
+    "AWS::S3::Bucket": ("S3", "BucketName"),
     "AWS::KinesisFirehose::DeliveryStream": ("Firehose", "DeliveryStreamName"),
     "AWS::Glue::Table": ("Glue table", None),
     "AWS::MemoryDB::Cluster": ("MemoryDB", "ClusterName"),
@@ -49,6 +49,22 @@ NODE_TYPES: dict[str, tuple[str, str | None]] = {
 }
 # CDK's own helper functions (custom-resource providers) are plumbing, not architecture.
 PLUMBING = re.compile(r"CustomResourceProvider|^AWS[0-9a-f]{32}|^LogRetention|BucketNotificationsHandler")
+# How an ARN or URI names a node of each type, for resources addressed by name rather than by reference
+# (cross-stack grants built from config names, environment variables, S3 URIs).
+NAMED_BY: dict[str, str] = {
+    "AWS::SageMaker::Endpoint": r"endpoint/{name}$",
+    "AWS::SageMaker::ModelPackageGroup": r"model-package(-group)?/{name}(/|$)",
+    "AWS::SageMaker::FeatureGroup": r"feature-group/{name}$",
+    "AWS::KinesisFirehose::DeliveryStream": r"deliverystream/{name}$",
+    "AWS::S3::Bucket": r"(:::|s3://){name}(/|$)",
+    "AWS::StepFunctions::StateMachine": r"stateMachine:{name}$",
+    "AWS::SNS::Topic": r"^arn:.*:sns:.*:{name}$",
+    "AWS::SQS::Queue": r"^arn:.*:sqs:.*:{name}$",
+    "AWS::Lambda::Function": r"function:{name}(:|$)",
+    "AWS::MemoryDB::Cluster": r"cluster/{name}$",
+    "AWS::SSM::Parameter": r"parameter{name}$",
+}
+ACCOUNT = "${AWS::AccountId}"
 # Properties whose references are not data flow (a bucket's access-log target).
 IGNORED_PROPERTIES = ("LoggingConfiguration",)
 # IAM actions that make a data-flow edge (function -> resource it feeds or reads).
@@ -95,6 +111,24 @@ def _walk(value: Any) -> Iterator[Any]:
             yield from _walk(item)
 
 
+def as_text(value: Any) -> str | None:
+    """A name or ARN as text: joins concatenated, references as `${Ref}` / `${Id.Attr}`; None if not renderable."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        if "Ref" in value:
+            return "${" + str(value["Ref"]) + "}"
+        if "Fn::GetAtt" in value:
+            return "${" + ".".join(map(str, value["Fn::GetAtt"])) + "}"
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            return value["Fn::Sub"]
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            rendered = [as_text(part) for part in parts] if isinstance(parts, list) else [None]
+            return None if None in rendered else separator.join(rendered)  # type: ignore[arg-type]
+    return None
+
+
 class Assembly:
     """The templates of one synthesized stage, with references resolved across stacks."""
 
@@ -107,19 +141,18 @@ class Assembly:
             if isinstance(output.get("Export", {}).get("Name"), str)
         }
         self.nodes: dict[str, Node] = {}
+        self.name_patterns: dict[str, re.Pattern[str]] = {}
         for stack, template in templates.items():
             for logical_id, resource in template["Resources"].items():
-                if resource["Type"] in NODE_TYPES and not PLUMBING.search(logical_id):
-                    node = Node(stack, logical_id, self._label(resource, logical_id))
-                    self.nodes[node.key] = node
-
-    @staticmethod
-    def _label(resource: Mapping[str, Any], logical_id: str) -> str:
-        kind, name_property = NODE_TYPES[resource["Type"]]
-        name = resource.get("Properties", {}).get(name_property) if name_property else None
-        if not isinstance(name, str):
-            name = re.sub(r"[0-9A-F]{8}$", "", logical_id)
-        return f"{kind}: {name}"
+                if resource["Type"] not in NODE_TYPES or PLUMBING.search(logical_id):
+                    continue
+                kind, name_property = NODE_TYPES[resource["Type"]]
+                name = as_text(resource.get("Properties", {}).get(name_property)) if name_property else None
+                label = name.replace(f"-{ACCOUNT}", "") if name else re.sub(r"[0-9A-F]{8}$", "", logical_id)
+                node = Node(stack, logical_id, f"{kind}: {label}")
+                self.nodes[node.key] = node
+                if name and resource["Type"] in NAMED_BY:
+                    self.name_patterns[node.key] = re.compile(NAMED_BY[resource["Type"]].format(name=re.escape(name)))
 
     def references(self, stack: str, value: Any) -> set[str]:
         """Keys (stack.logicalId) of every resource `value` refers to, directly or through an import."""
@@ -137,7 +170,29 @@ class Assembly:
         return found
 
     def _node_refs(self, stack: str, value: Any) -> set[str]:
-        return {key for key in self.references(stack, value) if key in self.nodes}
+        """Nodes `value` refers to by reference, or names in an ARN or URI."""
+        named = {key for text in self._texts(stack, value) for key, pattern in self.name_patterns.items()
+                 if pattern.search(text)}
+        return named | {key for key in self.references(stack, value) if key in self.nodes}
+
+    def _texts(self, stack: str, value: Any) -> Iterator[str]:
+        """Every string in `value`, with each `Fn::Join` / `Fn::Sub` / import rendered as one string."""
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, Mapping):
+            if "Fn::ImportValue" in value and value["Fn::ImportValue"] in self.exports:
+                exporter, exported = self.exports[value["Fn::ImportValue"]]
+                yield from self._texts(exporter, exported)
+            elif "Fn::Join" in value or "Fn::Sub" in value:
+                text = as_text(value)
+                if text:
+                    yield text
+            else:
+                for item in value.values():
+                    yield from self._texts(stack, item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from self._texts(stack, item)
 
     def edges(self) -> set[tuple[str, str]]:
         edges: set[tuple[str, str]] = set()
@@ -181,7 +236,7 @@ def mermaid(templates: Mapping[str, Mapping[str, Any]], prefix: str) -> str:
     edges = sorted(assembly.edges())
     used = {key for edge in edges for key in edge}
     lines = ["flowchart LR"]
-    for stack in templates:
+    for stack in sorted(templates):
         members = sorted((n for n in assembly.nodes.values() if n.stack == stack and n.key in used),
                          key=lambda n: n.label)
         if not members:

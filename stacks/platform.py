@@ -10,10 +10,15 @@ from typing import Any
 from aws_cdk import App, Environment, Tags
 
 from recsys.config import PROJECT, StageConfig, load_stage
+from stacks.batch import BatchStack
 from stacks.foundation import FoundationStack
+from stacks.monitoring import MonitoringStack
 from stacks.nag import enable_nag
 from stacks.network import NetworkStack
+from stacks.pipeline import PipelineStack
 from stacks.realtime import RealtimeStack
+from stacks.recommend import RecommendStack
+from stacks.serving import ServingStack
 
 # CDK feature flags the platform relies on; set in code so that tests and `cdk synth` build the same app.
 FEATURE_FLAGS: dict[str, Any] = {
@@ -30,6 +35,11 @@ class Platform:
     foundation: FoundationStack
     network: NetworkStack
     realtime: RealtimeStack
+    monitoring: MonitoringStack
+    batch: BatchStack
+    serving: ServingStack
+    recommend: RecommendStack
+    pipeline: PipelineStack
 
 
 def config_from_context(app: App) -> StageConfig:
@@ -66,6 +76,14 @@ def build_platform(app: App, config: StageConfig) -> Platform:
         description=f"{prefix}: VPC, endpoints, flow logs",
         **common,
     )
+    batch = BatchStack(
+        app,
+        f"{prefix}-batch",
+        config=config,
+        key=foundation.key,
+        description=f"{prefix}: Firehose -> S3 data lake, Glue catalog, Feature Store groups",
+        **common,
+    )
     realtime = RealtimeStack(
         app,
         f"{prefix}-realtime",
@@ -76,9 +94,58 @@ def build_platform(app: App, config: StageConfig) -> Platform:
         description=f"{prefix}: event tracker API, SNS -> SQS -> feature writer, MemoryDB",
         **common,
     )
+    realtime.add_stack_dependency(batch, "the tracker sends every event to the lake's stream, by name")
+    serving = ServingStack(
+        app,
+        f"{prefix}-serving",
+        config=config,
+        network=network,
+        key=foundation.key,
+        alarm_topic=foundation.alarm_topic,
+        description=f"{prefix}: ranker inference image, SageMaker endpoint (champion/challenger), autoscaling, alarms",
+        **common,
+    )
+    recommend = RecommendStack(
+        app,
+        f"{prefix}-recommend",
+        config=config,
+        network=network,
+        realtime=realtime,
+        key=foundation.key,
+        description=f"{prefix}: recommend API (SigV4) and Lambda, blender rules parameter",
+        **common,
+    )
+    # Referenced by name only: the Lambda scores on the endpoint and reads the Feature Store groups.
+    recommend.add_stack_dependency(serving, "scores on the ranker endpoint")
+    recommend.add_stack_dependency(batch, "reads the Feature Store groups, logs exposures to the lake's stream")
+    monitoring = MonitoringStack(
+        app,
+        f"{prefix}-monitoring",
+        config=config,
+        key=foundation.key,
+        alarm_topic=foundation.alarm_topic,
+        network=network,
+        feature_store_endpoint=realtime.feature_store.endpoint,
+        description=f"{prefix}: on-call dashboard, alarms, scheduled drift / A/B / showcase-health jobs",
+        **common,
+    )
+    pipeline = PipelineStack(
+        app,
+        f"{prefix}-pipeline",
+        config=config,
+        key=foundation.key,
+        alarm_topic=foundation.alarm_topic,
+        network=network,
+        serving=serving,
+        description=f"{prefix}: daily pipeline (Step Functions on an EventBridge schedule), model package group",
+        **common,
+    )
     Tags.of(app).add("project", PROJECT)
     Tags.of(app).add("stage", config.stage)
-    return Platform(config=config, foundation=foundation, network=network, realtime=realtime)
+    return Platform(
+        config=config, foundation=foundation, network=network, realtime=realtime, monitoring=monitoring, batch=batch,
+        serving=serving, recommend=recommend, pipeline=pipeline,
+    )
 
 
 def create_app(

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Template
 from recsys.config import StageConfig, load_stage
 from stacks.platform import create_app
 
-STACKS = ("foundation", "network", "realtime")
+STACKS = ("foundation", "network", "realtime", "serving", "batch", "monitoring", "recommend", "pipeline")
 
 
 class Synth:
@@ -59,6 +59,17 @@ class Synth:
         """How the foundation stack refers to the platform key's ARN (what other stacks import)."""
         (logical_id,) = self.resources("foundation", "AWS::KMS::Key")
         return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+    def dashboards(self) -> dict[str, dict[str, Any]]:
+        """Every dashboard of every stack, by name: its body as JSON, with each CloudFormation token as "TOKEN"."""
+        bodies = {}
+        for kind in STACKS:
+            for resource in self.resources(kind, "AWS::CloudWatch::Dashboard").values():
+                body = resource["Properties"]["DashboardBody"]
+                if isinstance(body, dict):  # {"Fn::Join": ["", [text, token, text, ...]]}
+                    body = "".join(part if isinstance(part, str) else "TOKEN" for part in body["Fn::Join"][1])
+                bodies[resource["Properties"]["DashboardName"]] = json.loads(body)
+        return bodies
 
     def asset_dir(self, function: dict[str, Any]) -> Path:
         """The bundle directory of a Lambda function's code asset."""
