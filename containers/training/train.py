@@ -23,6 +23,10 @@ Hyperparameters (all optional but cutoff):
     rankers         JSON {name: RankerConfig fields}, replacing the default {"ltr": ..., "rf": ...}
     default_ranker  the ranker the endpoint serves by default (default ltr)
     candidates      JSON {channel: {param: value}} overriding the candidate models' parameters
+    candidate_negatives_per_user
+                    for users with no logged impressions, this many negatives drawn from their candidate pool at
+                    the cutoff are added to train and validation (recsys.ranking.training.add_candidate_negatives;
+                    default 20, 0 = off): the ranker then learns to order what the channels really propose
 Validation users are split 70/30: the 70% calibrate the heads (and stop the boosting early), the 30% give the
 metrics, printed as `validation:<ranker>:<head>:<metric>=<value>` lines for SageMaker's metric definitions and
 kept in bundle.json ("metrics") for the pipeline's quality gate.
@@ -149,7 +153,8 @@ def run(args: argparse.Namespace) -> Path:
     from recsys.evaluation.data import load_dataset
     from recsys.models.bundle import CandidateModels
     from recsys.models.data import Catalog, Interactions
-    from recsys.ranking.training import train_bundle
+    from recsys.ranking.features import user_requests
+    from recsys.ranking.training import add_candidate_negatives, train_bundle
 
     started = time.perf_counter()
     hp = load_hyperparameters(Path(args.hyperparameters))
@@ -167,6 +172,12 @@ def run(args: argparse.Namespace) -> Path:
     validation = read_parquet(Path(args.validation), "validation") if Path(args.validation).exists() else None
     if validation is None:
         train, validation = split_by_user(train)
+    models = CandidateModels.fit(catalog, interactions, cutoff, config.candidates)
+    per_user = int(hp.get("candidate_negatives_per_user", 20))
+    if per_user > 0:
+        requests = user_requests(models, interactions, cutoff)
+        train = add_candidate_negatives(train, models, requests, per_user, seed=0)
+        validation = add_candidate_negatives(validation, models, requests, per_user, seed=1)
     for name, frame in (("train", train), ("validation", validation)):
         add_derived_labels(frame)
         for column in ("user_id", "item_id"):
@@ -182,7 +193,6 @@ def run(args: argparse.Namespace) -> Path:
     # Calibration and early stopping use most validation users; the metrics are reported on the rest, which no
     # part of training has seen (metrics on the calibration rows would show a perfect calibration).
     calibration, held_out = split_by_user(validation, share=0.3)
-    models = CandidateModels.fit(catalog, interactions, cutoff, config.candidates)
     bundle = train_bundle(catalog, interactions, cutoff, train, calibration, config, models=models,
                           serve_cutoff=serve_cutoff)
     bundle.metrics = {"validation": validation_metrics(bundle, models, held_out, cutoff, interactions),

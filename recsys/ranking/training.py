@@ -106,6 +106,59 @@ def candidate_rows(models: CandidateModels, requests: Mapping[str, CandidateRequ
     return rows
 
 
+CANDIDATE_SOURCE = "candidate"
+
+
+def add_candidate_negatives(frame: pd.DataFrame, models: CandidateModels, requests: Mapping[str, CandidateRequest],
+                            per_user: int, *, seed: int = 0) -> pd.DataFrame:
+    """Add, for each user of a batch training set (recsys.batch.training_set) who has a positive but no logged
+    impression, `per_user` negatives drawn from the user's real candidate pool at the cutoff.
+
+    Negatives sampled among popular items only are easy: a ranker learns "resembles the history -> positive" and
+    then scores every candidate of the channels near 1. Pool negatives are what it must tell apart at serving.
+    Only items with batch features in `frame` are drawn (so no feature is missing only on negatives); their user,
+    item and user x item features are copied / derived as the Spark job computes them. Row source "candidate".
+    """
+    from recsys.batch.derived import user_item_features
+    from recsys.batch.spec import features_of
+
+    if per_user <= 0 or frame.empty:
+        return frame
+    label_columns = [c for c in frame.columns if c.startswith("label_")]
+    positive = frame[label_columns].sum(axis=1) > 0 if label_columns else pd.Series(False, index=frame.index)
+    sources = frame["row_source"] if "row_source" in frame else pd.Series("interaction", index=frame.index)
+    with_impressions = set(frame.loc[sources == "impression", "user_id"])
+    needy = sorted(set(frame.loc[positive, "user_id"]) - with_impressions)
+    user_columns = [f.name for f in features_of("user") if f.name in frame.columns]
+    item_columns = [f.name for f in features_of("item") if f.name in frame.columns]
+    item_rows = frame.groupby("item_id", sort=False)[item_columns].first()
+    known_items = set(item_rows.index)
+    taken = frame.groupby("user_id")["item_id"].agg(set)
+    rng = np.random.default_rng(seed)
+    ids = models.catalog.item_ids
+    pairs: list[tuple[str, str]] = []
+    for user in needy:
+        request = requests.get(user) or CandidateRequest(user_id=user)
+        request = replace(request, exclude=frozenset(request.history) | taken.get(user, set()))
+        pool = [item for item in ids[models.pool(models.query(request)).items].tolist() if item in known_items]
+        if pool:
+            chosen = rng.choice(len(pool), size=min(per_user, len(pool)), replace=False)
+            pairs += [(user, pool[i]) for i in sorted(chosen)]
+    if not pairs:
+        return frame
+    added = pd.DataFrame(pairs, columns=["user_id", "item_id"])
+    added = added.join(frame.groupby("user_id", sort=False)[user_columns].first(), on="user_id")
+    added = added.join(item_rows, on="item_id")
+    derived = [user_item_features(u, i) for u, i in zip(added[user_columns].to_dict("records"),
+                                                        added[item_columns].to_dict("records"))]
+    added = pd.concat([added, pd.DataFrame(derived, index=added.index)], axis=1)
+    for column in label_columns:
+        added[column] = 0
+    added["row_source"] = CANDIDATE_SOURCE
+    log.info("candidate negatives: %d rows for %d users", len(added), len(needy))
+    return pd.concat([frame, added[[c for c in frame.columns if c in added.columns]]], ignore_index=True)
+
+
 def default_rankers(ctr_label: str = "label_click", cvr_label: str = "label_purchase") -> dict[str, RankerConfig]:
     """The LTR model over every feature, and the Amp Random Forest over its five features."""
     return {
@@ -160,5 +213,6 @@ def train_bundle(catalog: Catalog, interactions: Interactions, cutoff: float, tr
     return ModelBundle(schema, rankers, config.default_ranker, models)
 
 
-__all__ = ["DEFAULT_QUOTAS", "LABEL_INTERACTION", "LABEL_POSITIVE", "LabelConfig", "TrainingConfig", "candidate_rows",
+__all__ = ["DEFAULT_QUOTAS", "LABEL_INTERACTION", "LABEL_POSITIVE", "LabelConfig", "TrainingConfig",
+           "add_candidate_negatives", "candidate_rows",
            "default_rankers", "horizon_labels", "schema_for", "train_bundle"]

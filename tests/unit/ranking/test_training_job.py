@@ -94,3 +94,38 @@ def test_cutoffs_parse_as_unix_seconds_or_iso_dates():
     assert parse_time("2025-01-01T00:00:00Z", "cutoff") == 1_735_689_600.0
     with pytest.raises(ValueError, match="cutoff: 'soon'"):
         parse_time("soon", "cutoff")
+
+
+def test_candidate_negatives_come_from_the_pool_with_copied_features(channels):
+    from recsys.evaluation.data import load_dataset
+    from recsys.models.bundle import CandidateModels
+    from recsys.models.data import Catalog, Interactions
+    from recsys.ranking.features import user_requests
+    from recsys.ranking.training import CANDIDATE_SOURCE, add_candidate_negatives
+
+    root, cutoff = channels
+    frames = load_dataset(root / "input/data/interactions")
+    catalog = Catalog.from_frame(frames.items, frames.interactions["ITEM_ID"].astype(str))
+    interactions = Interactions.from_frame(frames.interactions, catalog)
+    models = CandidateModels.fit(catalog, interactions, cutoff)
+    requests = user_requests(models, interactions, cutoff)
+    train = pd.read_parquet(root / "input/data/train")
+    train.loc[train["user_id"] == train["user_id"].iloc[0], "row_source"] = "impression"  # logged negatives
+    logged_user = train["user_id"].iloc[0]
+
+    grown = add_candidate_negatives(train, models, requests, per_user=5, seed=0)
+    added = grown[grown["row_source"] == CANDIDATE_SOURCE]
+    assert len(added) > 0 and list(grown.columns) == list(train.columns)
+    assert logged_user not in set(added["user_id"])  # users with logged impressions keep only those
+    assert (added[["label_click", "label_play", "label_purchase"]] == 0).all().all()
+    assert added.groupby("user_id").size().max() <= 5
+    assert not added.duplicated(["user_id", "item_id"]).any()
+    assert added.merge(train, on=["user_id", "item_id"]).empty  # never a pair the set already has
+    for row in added.head(20).itertuples():
+        history = set(requests[row.user_id].history) if row.user_id in requests else set()
+        assert row.item_id not in history
+        # Item features are the item's own, copied from the set's rows of that item.
+        assert row.item_click_count == train.loc[train["item_id"] == row.item_id, "item_click_count"].iloc[0]
+    assert add_candidate_negatives(train, models, requests, per_user=0) is train
+    again = add_candidate_negatives(train, models, requests, per_user=5, seed=0)
+    assert again.equals(grown)  # seeded: reruns give the same rows
