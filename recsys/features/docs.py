@@ -35,7 +35,8 @@ def render_markdown(config: PitFeatureConfig | None = None) -> str:
         "",
         "Written by `recsys.features.FeatureWriter` from the event stream, read by `recsys.features.FeatureReader`.",
         "See [recsys/features/README.md](../recsys/features/README.md) for the design (keys, exactly-once, windows).",
-        "A feature whose key is missing reads as its default.",
+        "A feature whose key is missing reads as its default. A window of N buckets counts the N newest buckets up to",
+        "the one holding `now`: it covers between N - 1 and N buckets of event time.",
         "",
     ]
     for entity in ENTITIES:

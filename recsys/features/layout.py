@@ -8,8 +8,10 @@ An item record (`pit:{i:<item>}:r<fingerprint>`) is one string the reader fetche
 - bytes 0-79, the catalog section, written by `ItemCatalog`: creator, franchise and up to MAX_TOPICS topic hashes
   (int64), price (float32), creation time (float64), flags (uint32);
 - then uint32 counters, updated by the writer's Lua script with BITFIELD: the all-time totals, then one ring of
-  buckets per window. A bucket slot holds the newest event time it counted (its tag: which bucket the slot holds
-  now, and whether all its events are at or before a read's `now`) and one count per counter kind of the window.
+  buckets per window. A ring is its head, the newest event second it counted (0: empty), then one slot of counts
+  (one per counter kind of the window) per bucket. The head says which bucket each slot holds: the slot of bucket
+  b is b mod N, and the ring holds the N buckets up to the head's. When the head moves to a newer bucket, the
+  slots it reuses (buckets that fell out of the ring) are zeroed.
 
 All numbers are big-endian (BITFIELD's order). A creator record has no catalog section. The fingerprint changes
 when the layout does (a spec or config change), so a new layout starts from empty records instead of misreading
@@ -68,9 +70,13 @@ def seen_part(timestamp: float) -> str:
     return f"seen:{int(timestamp // DAY)}"
 
 
+# Bumped when the encoding changes without the shape changing, so the fingerprint moves too.
+RECORD_FORMAT = 2
+
+
 @dataclass(frozen=True)
 class Ring:
-    """The bucket slots of one window: `buckets` slots of (tag, one count per kind), from uint32 index `first`."""
+    """One window: the head (uint32 index `first`), then `buckets` slots of one count per kind."""
 
     window: Window
     buckets: int
@@ -83,15 +89,21 @@ class Ring:
 
     @property
     def slot_words(self) -> int:
-        return 1 + len(self.kinds)
+        return len(self.kinds)
 
     @property
     def words(self) -> int:
-        return self.buckets * self.slot_words
+        return 1 + self.buckets * self.slot_words
 
-    def slot(self, second: int) -> int:
-        """uint32 index (in the counters) of the tag of the slot holding the bucket of `second`."""
-        return self.first + (second // self.bucket_seconds) % self.buckets * self.slot_words
+    @property
+    def slots(self) -> int:
+        """uint32 index (in the counters) of the first slot."""
+        return self.first + 1
+
+    @property
+    def end(self) -> int:
+        """uint32 index (in the counters) just past the last slot."""
+        return self.first + self.words
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ class RecordLayout:
 
     @property
     def fingerprint(self) -> str:
-        shape = [self.entity, self.header_bytes, self.totals,
+        shape = [RECORD_FORMAT, self.entity, self.header_bytes, self.totals,
                  [(r.window.name, r.bucket_seconds, r.buckets, r.kinds) for r in self.rings]]
         return hashlib.sha1(repr(shape).encode()).hexdigest()[:8]
 

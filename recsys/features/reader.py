@@ -2,10 +2,11 @@
 
 Two round trips, whatever the number of items:
 
-1. one pipeline: the user's hashes (counts, recent items, affinities, profile) and every item record (one MGET;
-   on a cluster, one read script per node);
+1. the user's hashes (counts, recent items, affinities, profile) and every item record: on a single node one
+   request packed here (item keys kept encoded across reads) with one MGET; on a cluster one pipeline with one
+   read script per node (recsys.store.Batch);
 2. the records of the items' distinct creators (skipped when no item has one, or when all of them are in the
-   reader's cache: creator records are kept `creator_cache_s` seconds, 5 by default: creator popularity counts
+   reader's cache: creator counters are kept `creator_cache_s` seconds, 5 by default: creator popularity counts
    30 days in daily buckets, so a few seconds of staleness change nothing that matters, and most reads then
    take one round trip; 0 turns the cache off).
 
@@ -21,20 +22,23 @@ event applied so far; they are the values at the latest event.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from functools import lru_cache
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import redis
 
 from recsys.config import PitFeatureConfig
 from recsys.events import KNOWN_EVENT_TYPES
 from recsys.features import layout
 from recsys.features.spec import DAY, PIT_FEATURES, features_of, item_row_features
 from recsys.features.writer import AFFINITY_EPOCH
-from recsys.store import Batch, Store
+from recsys.store import Batch, Store, is_cluster
 
 # The catalog section of an item record (layout.CATALOG_FORMAT), as numpy reads it.
 CATALOG_DTYPE = np.dtype([
@@ -42,9 +46,15 @@ CATALOG_DTYPE = np.dtype([
     ("price", ">f4"), ("created", ">f8"), ("flags", ">u4"),
 ])
 ITEM_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in item_row_features())
-CREATOR_CACHE_ENTRIES = 200_000  # about 60 MB of creator records at most
+CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
+KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
+FLAG_TABLE_MAX_BUCKETS = 16  # a ring's flag table has N^2 (N + 1)^2 flags: 0.6 MB of floats per kind at 16
+_USER_PARTS = ("n", "recent", "aff", "profile")
 _DEFAULTS = {spec.name: spec.default for spec in PIT_FEATURES}
 _AFFINITY_KINDS = {"t": "user_topic_affinity", "c": "user_creator_affinity", "f": "user_franchise_affinity"}
+# XOR-ed into the name hashes of each kind, so a topic, a creator and a franchise of the same name stay apart in one
+# sorted lookup (a topic hash is never 0, the "none" of an empty topic slot; a salted one is as unlikely to be).
+_AFFINITY_SALTS = {"t": 0, "c": 0x3C6EF372FE94F82B, "f": -0x5A4F1C2D3B8E6F71}
 
 
 class ItemFeatures(Mapping[str, dict[str, float]]):
@@ -89,22 +99,38 @@ class FeatureReader:
         self._item_dtype = np.dtype(
             CATALOG_DTYPE.descr + [("counters", ">u4", (self.item_layout.words,))])
         self._half_life_s = config.affinity_half_life_days * DAY
-        # creator hash -> (expiry on the monotonic clock, record); see PitFeatureConfig.creator_cache_s
-        self._creator_cache: dict[int, tuple[float, bytes]] = {}
+        self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part))
+        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
+        self._creator_names = tuple(spec.name for spec in features_of("creator"))
+        self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
+        self._creators_lock = threading.Lock()
 
     def read(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> FeatureSnapshot:
         """The features of `user_id` and of each of `item_ids` (duplicates once) at `now` (default: the clock)."""
         now = time.time() if now is None else float(now)
         ids = list(dict.fromkeys(item_ids))
-        batch = Batch(self.redis)
-        user_parts = ("n", "recent", "aff", "profile")
-        for part in user_parts:
-            batch.command("HGETALL", layout.user_key(user_id, part))
-        prefix, suffix = layout.item_key("", self.item_layout.record_part).split("}", 1)
-        items = batch.multi_get([f"{prefix}{item_id}}}{suffix}" for item_id in ids])
-        results = batch.execute()
-        counts, recent, affinity, profile = results[: len(user_parts)]
-        joined = _join(items.values(results), self.item_layout.size)
+        user_keys = [layout.user_key(user_id, part) for part in _USER_PARTS]
+        if is_cluster(self.redis):
+            batch = Batch(self.redis)
+            for key in user_keys:
+                batch.command("HGETALL", key)
+            items = batch.multi_get([self._item_keys.key(item_id) for item_id in ids])
+            results = batch.execute()
+            hashes, values = results[: len(user_keys)], items.values(results)
+        else:
+            commands = [_packed("HGETALL", key) for key in user_keys]
+            if ids:
+                commands.append(self._item_keys.packed_mget(ids))
+            replies = _exchange(self.redis, commands)
+            hashes = [_as_dict(reply) for reply in replies[: len(user_keys)]]
+            values = replies[len(user_keys)] if ids else []
+        return self._decode(hashes, ids, values, now)
+
+    def _decode(self, hashes: list[dict[bytes, bytes]], ids: list[str], values: list[bytes | None],
+                now: float) -> FeatureSnapshot:
+        """The snapshot from the user's hashes and the item records (the creators' are fetched or cached)."""
+        counts, recent, affinity, profile = hashes
+        joined = _join(values, self.item_layout.size)
         records = np.frombuffer(joined, dtype=self._item_dtype)
 
         scores = self._affinity_scores(affinity, now)
@@ -113,7 +139,7 @@ class FeatureReader:
         columns = {name: matrix[:, i] for i, name in enumerate(ITEM_COLUMNS)}
         self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
         self._catalog(records, now, columns)
-        self._creators(records["creator"], now, columns)
+        self._creator_features(records["creator"], now, columns)
         self._affinities(records, scores, profile, columns)
         return FeatureSnapshot(user, ItemFeatures(ids, matrix), now)
 
@@ -124,15 +150,22 @@ class FeatureReader:
         `counters`: one row of native uint32 counters per entity (see `_counter_words`).
         """
         second = math.floor(now)
-        totals, windows = _counter_plan(record)
-        for name, index in totals:
+        plan = _counter_plan(record)
+        for name, index in plan.totals:
             columns[name][:] = counters[:, index]
-        for ring, features in windows:
-            ring_words = counters[:, ring.first:ring.first + ring.words]
-            slots = ring_words.reshape(len(counters), ring.buckets, ring.slot_words)
-            inside = window_mask(slots[:, :, 0], second, ring.bucket_seconds, ring.buckets).astype(np.uint32)
-            for name, kind in features:  # einsum: several times faster than a masked sum over strided slots
-                columns[name][:] = np.einsum("sn,sn->s", slots[:, :, 1 + kind], inside, dtype=np.uint64)
+        if not plan.rings:
+            return
+        # each ring's counted slots (a row of its flag table), for all rings at once; then every window sum is
+        # one matrix product of the flagged counters with a 0/1 selector (float: exact, counts are below 2^53)
+        head_slot, first_age, end_age = _counted_run(counters[:, plan.heads], second, plan.bucket_seconds,
+                                                     plan.buckets)
+        flags = np.zeros((len(counters), plan.selector.shape[0]))
+        for position, (ring, start) in enumerate(plan.rings):
+            flags[:, start:start + ring.buckets * ring.slot_words] = _slot_flags(
+                head_slot[:, position], first_age[:, position], end_age[:, position], ring.buckets, ring.slot_words)
+        sums = (counters[:, plan.block] * flags) @ plan.selector
+        for position, name in enumerate(plan.windowed):
+            columns[name][:] = sums[:, position]
 
     def _catalog(self, records: np.ndarray, now: float, columns: dict[str, np.ndarray]) -> None:
         flags = records["flags"].astype(np.int64)
@@ -143,63 +176,73 @@ class FeatureReader:
         known = (flags & layout.FLAG_KNOWN > 0) & np.isfinite(created) & (created <= now)
         columns["item_age_days"][:] = np.where(known, (now - np.where(known, created, now)) / DAY, -1.0)
 
-    def _creators(self, creators: np.ndarray, now: float, columns: dict[str, np.ndarray]) -> None:
-        unique, inverse = np.unique(creators.astype(np.int64), return_inverse=True)
-        known = unique != 0
+    def _creator_features(self, creators: np.ndarray, now: float, columns: dict[str, np.ndarray]) -> None:
+        """The items' creator features: counters from the cache while fresh, the rest in one round trip."""
+        creators = creators.astype(np.int64)
+        known = creators != 0
         if not known.any():
             return
-        joined = b"".join(self._creator_records(unique[known].tolist()))
-        per_creator = {spec.name: np.zeros(len(unique)) for spec in features_of("creator")}
-        found = {name: np.zeros(int(known.sum())) for name in per_creator}
-        self._counters(self.creator_layout, _counter_words(joined, self.creator_layout), now, found)
-        for name, values in found.items():
-            per_creator[name][known] = values
-            columns[name][:] = per_creator[name][inverse]
-
-    def _creator_records(self, creators: list[int]) -> list[bytes]:
-        """The records of `creators`: from the process cache while fresh, the rest in one round trip."""
         clock = time.monotonic()
-        records: list[bytes | None] = [None] * len(creators)
-        missing = []
-        for position, creator in enumerate(creators):
-            cached = self._creator_cache.get(creator)
-            if cached is not None and cached[0] > clock:
-                records[position] = cached[1]
-            else:
-                missing.append(position)
-        if missing:
-            if len(self._creator_cache) > CREATOR_CACHE_ENTRIES:
-                self._creator_cache = {k: v for k, v in self._creator_cache.items() if v[0] > clock}
-                if len(self._creator_cache) > CREATOR_CACHE_ENTRIES:
-                    self._creator_cache.clear()
-            part = self.creator_layout.record_part
+        keep_s = self.config.creator_cache_s
+        cache = self._creators if keep_s > 0 else _CreatorCache(self.creator_layout.words, len(self._creator_names))
+        with self._creators_lock:  # reads on several threads share the cache
+            at, fresh = cache.find(creators, clock)
+            if (known & ~fresh).any():
+                wanted = np.unique(creators[known & ~fresh])
+                expires = clock + keep_s if keep_s > 0 else math.inf  # a cache of this read only when keep_s is 0
+                cache.remember(wanted, self._fetch_creators(wanted.tolist()), expires, clock)
+                at, _ = cache.find(creators, clock)
+            values = cache.features(at[known], math.floor(now), self._creator_values)
+        for position, name in enumerate(self._creator_names):
+            columns[name][known] = values[:, position]
+
+    def _creator_values(self, words: np.ndarray, second: int) -> np.ndarray:
+        """The creator features of these counters at `second`: one row per creator, `_creator_names` columns."""
+        values = np.zeros((len(words), len(self._creator_names)))
+        self._counters(self.creator_layout, words, second,
+                       {name: values[:, position] for position, name in enumerate(self._creator_names)})
+        return values
+
+    def _fetch_creators(self, creators: list[int]) -> np.ndarray:
+        """The counters of `creators` from the store, one round trip (a missing record reads as zeros)."""
+        if is_cluster(self.redis):
             batch = Batch(self.redis)
-            request = batch.multi_get([layout.creator_key(creators[p], part) for p in missing])
-            size = self.creator_layout.size
-            fetched = _join(request.values(batch.execute()), size)
-            expires = clock + self.config.creator_cache_s
-            for n, position in enumerate(missing):
-                records[position] = fetched[n * size:(n + 1) * size]
-                if self.config.creator_cache_s > 0:
-                    self._creator_cache[creators[position]] = (expires, records[position])
-        return records  # type: ignore[return-value]
+            request = batch.multi_get([self._creator_keys.key(creator) for creator in creators])
+            values = request.values(batch.execute())
+        else:
+            values = _exchange(self.redis, [self._creator_keys.packed_mget(creators)])[0]
+        return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
 
     def _affinities(self, records: np.ndarray, scores: dict[str, dict[str, float]], profile: dict[bytes, bytes],
                     columns: dict[str, np.ndarray]) -> None:
-        lookups = (("affinity_topic", "t", records["topics"]), ("affinity_creator", "c", records["creator"]),
-                   ("affinity_franchise", "f", records["franchise"]))
-        for name, kind, hashes in lookups:
-            entries = scores[kind]
-            if not entries:
-                continue
-            keys = np.array([layout.name_hash(n) for n in entries], dtype=np.int64)
-            values = np.array(list(entries.values()))
+        """One sorted lookup for all three kinds: each kind's hashes are salted apart (see _AFFINITY_SALTS)."""
+        hashes: list[int] = []
+        values: list[float] = []
+        for kind, entries in scores.items():
+            salt = _AFFINITY_SALTS[kind]
+            hashes += [layout.name_hash(name) ^ salt for name in entries]
+            values += entries.values()
+        if hashes:
+            keys = np.array(hashes, dtype=np.int64)
             order = np.argsort(keys)
-            keys, values = keys[order], values[order]
-            query = hashes.astype(np.int64)
-            at = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
-            matched = np.where(keys[at] == query, values[at], 0.0)
-            columns[name][:] = matched.sum(axis=1) if matched.ndim == 2 else matched
+            keys, found = keys[order], np.array(values)[order]
+            query = np.empty((len(records), layout.MAX_TOPICS + 2), dtype=np.int64)
+            query[:, :layout.MAX_TOPICS] = records["topics"]
+            query[:, layout.MAX_TOPICS] = records["creator"] ^ np.int64(_AFFINITY_SALTS["c"])
+            query[:, layout.MAX_TOPICS + 1] = records["franchise"] ^ np.int64(_AFFINITY_SALTS["f"])
+            # most of the items' hashes are not among the user's few hundred: a 16-bit prefilter (one gather)
+            # leaves the binary search only the candidates
+            prefilter = np.zeros(1 << 16, dtype=bool)
+            prefilter[keys & 0xFFFF] = True
+            flat = query.ravel()
+            candidates = np.flatnonzero(prefilter[flat & 0xFFFF])
+            at = np.searchsorted(keys, flat[candidates]).clip(max=len(keys) - 1)
+            matched = np.zeros(flat.shape)
+            matched[candidates] = np.where(keys[at] == flat[candidates], found[at], 0.0)
+            matched = matched.reshape(query.shape)
+            columns["affinity_topic"][:] = matched[:, :layout.MAX_TOPICS].sum(axis=1)
+            columns["affinity_creator"][:] = matched[:, layout.MAX_TOPICS]
+            columns["affinity_franchise"][:] = matched[:, layout.MAX_TOPICS + 1]
         topics = _profile_topics(profile)
         if topics:
             wanted = np.array([layout.name_hash(t) for t in topics], dtype=np.int64)
@@ -241,26 +284,96 @@ class FeatureReader:
         return entries[: self.config.recent_items]
 
 
-def window_mask(tags: np.ndarray, second: int, bucket_seconds: int, buckets: int) -> np.ndarray:
-    """Which ring slots a read at `second` counts, from their tags (the newest event second each slot counted).
+def window_mask(heads: np.ndarray, second: int, bucket_seconds: int, buckets: int) -> np.ndarray:
+    """Which slots of rings with these `heads` a read at `second` counts: one row of `buckets` flags per ring.
 
-    A slot counts when its bucket is one of the `buckets` newest up to the one holding `second`, and all of its
-    events are at or before `second` (a bucket holding a later event is left out: no leak from the future).
-    An empty slot has tag 0.
+    A ring holds the `buckets` buckets up to its head's (the head is its newest event second; 0: empty), bucket b
+    in slot b mod N. A read counts those among the N newest up to the bucket holding `second`, and that bucket
+    only if none of its events can be after `second` (else it is left out whole: a window never counts the
+    future): the head tells for its own bucket; an older bucket may hold events up to its last second.
+    The counted buckets are a run of ages (0: the head's bucket): see _counted_run and _slot_flags.
     """
-    newest = second // bucket_seconds
-    return (tags > 0) & (tags <= second) & (tags // bucket_seconds > newest - buckets)
+    return _slot_flags(*_counted_run(heads, second, bucket_seconds, buckets), buckets, 1).astype(bool)
+
+
+def _counted_run(heads: np.ndarray, second: int, bucket_seconds: Any, buckets: Any) -> tuple[np.ndarray, ...]:
+    """Each ring's head slot and the run of ages a read at `second` counts: first..end-1 (0: the head's bucket).
+    Elementwise: with arrays of `bucket_seconds` and `buckets` (one per ring, the last axis of `heads`), for
+    several rings at once."""
+    heads = heads.astype(np.int64)
+    head_bucket = heads // bucket_seconds
+    lead = head_bucket - second // bucket_seconds  # > 0: the head is past the read's bucket
+    last_second = (second // bucket_seconds + 1) * bucket_seconds - 1  # of the read's bucket
+    # from the read's bucket (left out if it may hold a later event) back to N - 1 buckets before it
+    first_age = np.minimum(np.maximum(lead, 0) + (np.minimum(heads, last_second) > second), buckets)
+    end_age = np.maximum(np.minimum(lead, 0) + buckets, 0) * (heads > 0)
+    return head_bucket % buckets, first_age, end_age
+
+
+def _slot_flags(head_slot: np.ndarray, first_age: np.ndarray, end_age: np.ndarray, buckets: int,
+                kinds: int) -> np.ndarray:
+    """The counted slots of rings (one row each), each flag repeated for the slot's `kinds` counts. Small rings
+    take their rows from a table of every (head slot, first, end): one gather; the table grows as N^4, so larger
+    rings (the creator window of `creator_recent_days`) compare ages instead."""
+    if buckets <= FLAG_TABLE_MAX_BUCKETS:
+        return _flag_table(buckets, kinds)[(head_slot * (buckets + 1) + first_age) * (buckets + 1) + end_age]
+    ages = _ages(buckets)[head_slot]
+    return np.repeat((ages >= first_age[:, None]) & (ages < end_age[:, None]), kinds, axis=1)
 
 
 @lru_cache(maxsize=16)
-def _counter_plan(record: layout.RecordLayout) -> tuple[
-        list[tuple[str, int]], list[tuple[layout.Ring, list[tuple[str, int]]]]]:
-    """Which counter feeds each feature: (name, total index), and per ring (ring, (name, kind index))."""
+def _ages(buckets: int) -> np.ndarray:
+    """Row h: the age of the bucket in each slot of a ring whose head is in slot h."""
+    return (np.arange(buckets).reshape(-1, 1) - np.arange(buckets)) % buckets
+
+
+@lru_cache(maxsize=16)
+def _flag_table(buckets: int, kinds: int) -> np.ndarray:
+    """Row (head slot, first age, end age): the flags of the slots holding ages first..end-1, as floats."""
+    first = np.arange(buckets + 1).reshape(1, -1, 1, 1)
+    end = np.arange(buckets + 1).reshape(1, 1, -1, 1)
+    ages = _ages(buckets).reshape(buckets, 1, 1, buckets)
+    flags = ((ages >= first) & (ages < end)).reshape(-1, buckets)
+    return np.repeat(flags, kinds, axis=1).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _CounterPlan:
+    """How a record's counters make its features: (name, total index); the rings' heads, bucket seconds and
+    bucket counts as arrays (one per ring); the block of counters from the first ring to the last, each ring
+    with where its slots start in the block; and the 0/1 selector summing the block into the `windowed` features."""
+
+    totals: tuple[tuple[str, int], ...]
+    heads: np.ndarray
+    bucket_seconds: np.ndarray
+    buckets: np.ndarray
+    block: slice
+    rings: tuple[tuple[layout.Ring, int], ...]
+    selector: np.ndarray
+    windowed: tuple[str, ...]
+
+
+@lru_cache(maxsize=16)
+def _counter_plan(record: layout.RecordLayout) -> _CounterPlan:
     specs = [s for s in features_of(record.entity) if s.counter is not None]
-    totals = [(s.name, record.total(s.counter)) for s in specs if s.window is None]  # type: ignore[arg-type]
-    windows = [(ring, [(s.name, ring.kinds.index(str(s.counter))) for s in specs if s.window == ring.window])
-               for ring in record.rings]
-    return totals, windows
+    first = record.rings[0].first if record.rings else 0
+    end = record.rings[-1].end if record.rings else 0
+    windowed = [s for s in specs if s.window is not None]
+    selector = np.zeros((end - first, len(windowed)))
+    for column, spec in enumerate(windowed):
+        ring = next(r for r in record.rings if r.window == spec.window)
+        kind = ring.kinds.index(str(spec.counter))
+        selector[ring.slots - first + kind:ring.end - first:ring.slot_words, column] = 1.0
+    return _CounterPlan(
+        totals=tuple((s.name, record.total(str(s.counter))) for s in specs if s.window is None),
+        heads=np.array([ring.first for ring in record.rings], dtype=np.int64),
+        bucket_seconds=np.array([ring.bucket_seconds for ring in record.rings], dtype=np.int64),
+        buckets=np.array([ring.buckets for ring in record.rings], dtype=np.int64),
+        block=slice(first, end),
+        rings=tuple((ring, ring.slots - first) for ring in record.rings),
+        selector=selector,
+        windowed=tuple(s.name for s in windowed),
+    )
 
 
 def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
@@ -268,6 +381,114 @@ def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
     if not raw:
         return ()
     return tuple(dict.fromkeys(t.strip().lower() for t in raw.decode().split("|") if t.strip()))
+
+
+class _KeyChunks:
+    """Item id (or creator hash) -> its key as a RESP bulk string, kept across reads: packing 1,000 keys anew costs
+    more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts."""
+
+    def __init__(self, key: Callable[[Any], str]) -> None:
+        self.key = key
+        self._chunks: dict[Any, bytes] = {}
+
+    def packed_mget(self, ids: Sequence[Any]) -> bytes:
+        chunks = self._chunks
+        try:
+            parts = itemgetter(*ids)(chunks) if len(ids) > 1 else (chunks[ids[0]],)
+        except KeyError:
+            if len(chunks) + len(ids) > KEY_CACHE_ENTRIES:
+                chunks.clear()
+            parts = [chunks.get(item_id) or self._add(item_id) for item_id in ids]
+        return b"*%d\r\n$4\r\nMGET\r\n%s" % (len(parts) + 1, b"".join(parts))
+
+    def _add(self, item_id: Any) -> bytes:
+        key = self.key(item_id).encode()
+        chunk = self._chunks[item_id] = b"$%d\r\n%s\r\n" % (len(key), key)
+        return chunk
+
+
+class _CreatorCache:
+    """Creator hash -> native counters and expiry on the monotonic clock, as sorted arrays: a read finds its
+    creators with one searchsorted. Features are a function of the counters and the read's second, so each entry
+    also keeps its features at the last second they were computed for: reads within one second reuse them.
+    See PitFeatureConfig.creator_cache_s."""
+
+    def __init__(self, words: int, features: int) -> None:
+        self.hashes = np.zeros(0, dtype=np.int64)
+        self.words = np.zeros((0, words), dtype=np.uint32)
+        self.expires = np.zeros(0)
+        self.values = np.zeros((0, features))
+        self.computed_at = np.zeros(0, dtype=np.int64)
+
+    def find(self, creators: np.ndarray, clock: float) -> tuple[np.ndarray, np.ndarray]:
+        """(the entry of each creator, clipped: valid where found; whether it is found and fresh)."""
+        if not len(self.hashes):
+            return np.zeros(len(creators), dtype=np.int64), np.zeros(len(creators), dtype=bool)
+        at = np.searchsorted(self.hashes, creators).clip(max=len(self.hashes) - 1)
+        return at, (self.hashes[at] == creators) & (self.expires[at] > clock)
+
+    def remember(self, creators: np.ndarray, words: np.ndarray, expires: float, clock: float) -> None:
+        keep = (self.expires > clock) & ~np.isin(self.hashes, creators)
+        if keep.sum() + len(creators) > CREATOR_CACHE_ENTRIES:
+            keep[:] = False
+        hashes = np.concatenate([self.hashes[keep], creators])
+        order = np.argsort(hashes)
+        self.hashes = hashes[order]
+        self.words = np.concatenate([self.words[keep], words])[order]
+        self.expires = np.concatenate([self.expires[keep], np.full(len(creators), expires)])[order]
+        self.values = np.concatenate([self.values[keep], np.zeros((len(creators), self.values.shape[1]))])[order]
+        self.computed_at = np.concatenate([self.computed_at[keep], np.full(len(creators), -1)])[order]
+
+    def features(self, entries: np.ndarray, second: int,
+                 compute: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+        """The features of `entries` at `second`, computed by `compute(counters, second)` where not yet."""
+        stale = np.unique(entries[self.computed_at[entries] != second])
+        if len(stale):
+            self.values[stale] = compute(self.words[stale], second)
+            self.computed_at[stale] = second
+        return self.values[entries]
+
+
+def _packed(*args: str) -> bytes:
+    """One command in RESP (what redis-py would send, without its per-argument checks)."""
+    encoded = [arg.encode() for arg in args]
+    return b"*%d\r\n%s" % (len(encoded), b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded))
+
+
+def _exchange(client: redis.Redis, commands: list[bytes]) -> list[Any]:
+    """Send packed `commands` in one write and read their replies: one round trip on one pooled connection.
+
+    Connection errors disconnect and retry per the client's retry policy (reads are idempotent); an error reply
+    is raised once every reply has been read, so the connection stays in step.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    payload = b"".join(commands)
+
+    def exchange() -> list[Any]:
+        connection.send_packed_command([payload])
+        replies, error = [], None
+        for _ in commands:
+            try:
+                replies.append(connection.read_response(disable_decoding=True))
+            except redis.ResponseError as exc:
+                replies.append(None)
+                error = error or exc
+        if error is not None:
+            raise error
+        return replies
+
+    try:
+        return connection.retry.call_with_retry(exchange, lambda _error: connection.disconnect())
+    finally:
+        pool.release(connection)
+
+
+def _as_dict(reply: Any) -> dict[bytes, bytes]:
+    """An HGETALL reply: a flat list in RESP2, a map in RESP3."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
 
 
 def _join(values: list[bytes | None], size: int) -> bytes:

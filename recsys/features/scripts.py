@@ -12,9 +12,11 @@ from __future__ import annotations
 from recsys.store import Script
 
 # KEYS: dedupe set, record. ARGV: marker, ttl_s, record size, event second, n_totals, (index, increment) * n_totals,
-# n_rings, then per ring: tag index, bucket start, bucket end, n_counts, (index, increment) * n_counts.
-# Indexes are uint32 positions in the record. A ring slot whose tag is older than the event's bucket holds an
-# expired bucket: it is reset; a tag newer than the bucket means the event is older than the ring: skipped.
+# n_rings, then per ring: head index, first slot index, buckets N, bucket seconds, n_kinds, one increment per kind.
+# Indexes are uint32 positions in the record. The event's bucket b goes to slot b mod N. Against the head's bucket
+# h: b > h moves the head, zeroing the slots of the buckets it skips and b's own (they held buckets older than the
+# ring); h - N < b <= h adds (late and out-of-order events); b <= h - N is older than the ring: skipped. The
+# result is the same in any order of events: the N buckets up to the newest event's, each with its own events.
 # A record is created whole, zero-filled: the reader decodes all records with one join, and a string grown by
 # BITFIELD/SETRANGE would keep twice its size allocated.
 COUNTERS = Script("""
@@ -38,20 +40,32 @@ if rings > 0 then
   for r = 1, rings do
     starts[r] = i
     reads[#reads + 1] = 'GET'; reads[#reads + 1] = 'u32'; reads[#reads + 1] = '#' .. ARGV[i]
-    i = i + 4 + 2 * tonumber(ARGV[i + 3])
+    i = i + 5 + tonumber(ARGV[i + 4])
   end
-  local tags = redis.call('BITFIELD_RO', KEYS[2], unpack(reads))
+  local heads = redis.call('BITFIELD_RO', KEYS[2], unpack(reads))
   for r = 1, rings do
     local j = starts[r]
-    local tag = tags[r]
-    if tag < tonumber(ARGV[j + 2]) then
-      local same_bucket = tag >= tonumber(ARGV[j + 1])
-      for c = 1, tonumber(ARGV[j + 3]) do
-        local index, increment = ARGV[j + 2 + 2 * c], ARGV[j + 3 + 2 * c]
-        if not same_bucket then put('SET', index, increment)
-        elseif increment ~= '0' then put('INCRBY', index, increment) end
+    local head = heads[r]
+    local first, n, width, kinds = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]),
+      tonumber(ARGV[j + 4])
+    local bucket, newest = math.floor(second / width), math.floor(head / width)
+    if bucket > newest - n then
+      if head > 0 and bucket > newest then
+        local count = math.min(bucket - newest, n)
+        local position = (bucket - count + 1) % n
+        while count > 0 do
+          local run = math.min(count, n - position)
+          redis.call('SETRANGE', KEYS[2], (first + position * kinds) * 4, string.rep('\\0', run * kinds * 4))
+          count = count - run
+          position = 0
+        end
       end
-      if second > tag then put('SET', ARGV[j], second) end
+      if second > head then put('SET', ARGV[j], ARGV[4]) end
+      local slot = first + (bucket % n) * kinds
+      for c = 1, kinds do
+        local increment = ARGV[j + 4 + c]
+        if increment ~= '0' then put('INCRBY', slot + c - 1, increment) end
+      end
     end
   end
 end

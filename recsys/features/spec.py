@@ -10,8 +10,10 @@ creator (returned with each item); `user_item` features are the user's affinity 
 (returned with each item).
 
 Counters: each counted feature names a counter kind; `counter_increments` says which events increment it.
-Windows count by event time, in buckets of `Window.bucket_seconds`: a read at `now` counts the buckets that
-overlap (now - window, now] and only events at or before `now` (whole seconds).
+Windows count by event time, in buckets of `Window.bucket_seconds`: a read at `now` counts the `buckets` newest
+buckets up to the one holding `now`, and only events at or before `now` (whole seconds). Buckets are as coarse as
+the windows allow (a window covers between N - 1 and N buckets): the reader fetches every item's buckets for
+each candidate, so their number sets the record size, and with it the read latency.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ class Window:
         return f"{length}, {bucket} buckets"
 
 
-W_1H = Window("1h", bucket_seconds=5 * 60, seconds=HOUR)
-W_24H = Window("24h", bucket_seconds=HOUR, seconds=DAY)
+W_1H = Window("1h", bucket_seconds=10 * 60, seconds=HOUR)
+W_24H = Window("24h", bucket_seconds=2 * HOUR, seconds=DAY)
 W_7D = Window("7d", bucket_seconds=DAY, seconds=7 * DAY)
 W_CREATOR_RECENT = Window("creator_recent", bucket_seconds=DAY, length_days_from="creator_recent_days")
 

@@ -199,9 +199,6 @@ def counter_args(record: layout.RecordLayout, kinds: frozenset[str], second: int
     rings = [ring for ring in record.rings if kinds.intersection(ring.kinds)]
     args.append(len(rings))
     for ring in rings:
-        tag = base + ring.slot(second)
-        start = second // ring.bucket_seconds * ring.bucket_seconds
-        args += [tag, start, start + ring.bucket_seconds, len(ring.kinds)]
-        for offset, kind in enumerate(ring.kinds, start=1):
-            args += [tag + offset, int(kind in kinds)]
+        args += [base + ring.first, base + ring.slots, ring.buckets, ring.bucket_seconds, len(ring.kinds)]
+        args += [int(kind in kinds) for kind in ring.kinds]
     return args

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from pit_helpers import NOW, make_event
 
 from recsys.config import PitFeatureConfig
@@ -73,6 +76,20 @@ def test_cached_creators_save_the_second_round_trip_for_creator_cache_s(redis_cl
     assert round_trips(counting_client, "u1", items, uncached) == 2
 
 
+def test_cached_creators_give_each_read_time_its_own_window(redis_client):
+    ItemCatalog(redis_client).upsert_items([{"ITEM_ID": "a", "CREATOR": "c1"}, {"ITEM_ID": "b", "CREATOR": "c1"}])
+    FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="a", value=60)])
+    reader = FeatureReader(redis_client, CONFIG)  # creator counters cached 5 s, features memoized per second
+
+    def creator_recent_plays(now: float) -> list[float]:
+        return reader.read("u1", ["a", "b"], now=now).items.column("creator_recent_plays").tolist()
+
+    assert creator_recent_plays(NOW) == [1, 1]
+    assert creator_recent_plays(NOW + 31 * 86400) == [0, 0]  # the play left the 30-day window
+    assert creator_recent_plays(NOW - 60) == [0, 0]  # before the play
+    assert creator_recent_plays(NOW) == [1, 1]
+
+
 def test_items_without_creators_take_one_round_trip(counting_client):
     assert round_trips(counting_client, "u1", [f"item-{n}" for n in range(1000)]) == 1
 
@@ -81,3 +98,62 @@ def test_the_reader_returns_exactly_the_spec_features(redis_client):
     snapshot = FeatureReader(redis_client, CONFIG).read("u1", ["a"], now=NOW)
     assert set(snapshot.user) == {s.name for s in PIT_FEATURES if s.entity == "user"}
     assert set(snapshot.items["a"]) == {s.name for s in PIT_FEATURES if s.entity != "user"}
+
+
+class FlakyConnection(redis.Connection):
+    """Loses its socket on the next send when `cut` is set, as a network cut or a failover does."""
+
+    cut = False
+
+    def send_packed_command(self, command, check_health=True):
+        if FlakyConnection.cut:
+            FlakyConnection.cut = False
+            self.disconnect()
+            raise redis.ConnectionError("connection cut by the test")
+        return super().send_packed_command(command, check_health)
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_cut_connection_is_retried_per_the_client_policy(redis_client, local_platform, retries):
+    ItemCatalog(redis_client).upsert_items([{"ITEM_ID": "a", "CREATOR": "c1"}])
+    FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="a", value=60)])
+    pool = redis.ConnectionPool.from_url(local_platform.valkey.url, connection_class=FlakyConnection,
+                                         retry=Retry(NoBackoff(), retries))
+    reader = FeatureReader(redis.Redis(connection_pool=pool), CONFIG)
+    reader.read("u1", ["a"], now=NOW)  # connected: the cut hits the read's own request
+    FlakyConnection.cut = True
+    if retries:
+        assert reader.read("u1", ["a"], now=NOW).items["a"]["item_plays"] == 1
+    else:
+        with pytest.raises(redis.ConnectionError, match="cut by the test"):
+            reader.read("u1", ["a"], now=NOW)
+    assert reader.read("u1", ["a"], now=NOW).items["a"]["creator_plays"] == 1
+    pool.disconnect()
+
+
+def test_an_error_reply_is_raised_and_keeps_the_connection_in_step(redis_client):
+    ItemCatalog(redis_client).upsert_items([{"ITEM_ID": "a"}])
+    FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="a", value=60)])
+    reader = FeatureReader(redis_client, CONFIG)
+    redis_client.set("pit:{u:broken}:recent", "not a hash")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        reader.read("broken", ["a"], now=NOW)
+    # the replies after the error were read too: the next read gets its own answers
+    assert reader.read("u1", ["a"], now=NOW).user["user_events"] == 1
+
+
+def test_reads_on_several_threads_share_one_reader(redis_client):
+    items = [f"item-{n}" for n in range(200)]
+    ItemCatalog(redis_client).upsert_items([{"ITEM_ID": item, "CREATOR": f"c{n % 40}"} for n, item in enumerate(items)])
+    FeatureWriter(redis_client, CONFIG).apply(
+        [make_event(f"e{n}", "listen", n, item_id=items[n], value=60) for n in range(0, 200, 3)])
+    expected = FeatureReader(redis_client, CONFIG).read("u1", items, now=NOW).items.matrix
+    reader = FeatureReader(redis_client, replace(CONFIG, creator_cache_s=0.01))  # the cache refills as threads read
+
+    def read(n: int) -> bool:
+        order = items[n % 7:] + items[:n % 7]
+        got = reader.read("u1", order, now=NOW).items
+        return bool((got.matrix[[order.index(i) for i in items]] == expected).all())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(read, range(300)))

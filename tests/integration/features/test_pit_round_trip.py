@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pit_helpers import DAY, MIDNIGHT, NOW, make_event
 
 from recsys.config import PitFeatureConfig
 from recsys.features import PIT_FEATURES, FeatureReader, FeatureWriter, ItemCatalog
+from recsys.features.spec import W_1H, W_7D, W_24H
 
 CONFIG = PitFeatureConfig()  # qualified sessions > 5 min, creator recent items: 30 days, half-life 14 days
 HALF_LIFE = 14 * DAY
@@ -99,6 +102,26 @@ def test_events_older_than_a_ring_do_not_disturb_newer_buckets(redis_client, cat
     writer.apply([make_event("e2", "listen", 3660, value=60)])
     a = FeatureReader(redis_client, CONFIG).read("u1", ["A"], now=NOW).items["A"]
     assert (a["item_plays_1h"], a["item_plays_24h"], a["item_plays"]) == (1, 2, 2)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 9 * DAY), min_size=1, max_size=40), st.randoms(use_true_random=False),
+       st.integers(0, 8 * DAY))
+def test_windows_count_exactly_the_events_of_their_buckets_whatever_the_order(redis_client, ages, rnd, later):
+    """Any arrival order, read at NOW or later: a window counts the events of its N newest buckets up to the read."""
+    redis_client.flushall()
+    events = [make_event(f"e{n}", "listen", age, value=60) for n, age in enumerate(ages)]
+    rnd.shuffle(events)
+    writer = FeatureWriter(redis_client, CONFIG)
+    for start in range(0, len(events), 3):
+        writer.apply(events[start:start + 3])
+    reader = FeatureReader(redis_client, CONFIG)
+    for now in (NOW, NOW + later):
+        got = reader.read("u1", ["A"], now=now).items["A"]
+        for window in (W_1H, W_24H, W_7D):
+            size, buckets = window.bucket_seconds, window.buckets(CONFIG)
+            expected = sum(1 for e in events if int(e.timestamp) // size > now // size - buckets)
+            assert got[f"item_plays_{window.name}"] == expected, (window.name, now)
 
 
 def test_user_counts_recent_items_and_affinities(redis_client, catalog):

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from recsys.events import Event
@@ -68,24 +68,46 @@ def test_log_add_exp_matches_the_direct_sum(events):
 
 
 def test_the_window_mask_counts_the_buckets_up_to_now_and_nothing_later():
-    # 5-minute buckets, 12 of them (1 h). now = 10_000: its bucket starts at 9_900.
+    # 5-minute buckets, 12 of them (1 h). now = 10_000: its bucket, 33, starts at 9_900; bucket b sits in slot b % 12.
     now = 10_000
-    tags = np.array([
-        0,       # empty slot
-        9_950,   # current bucket, before now: counted
-        10_050,  # current bucket, after now: the bucket is left out (no leak from the future)
-        9_899,   # previous bucket: counted
-        6_600,   # bucket [6_600, 6_900): 11 buckets back, the oldest counted
-        6_599,   # bucket [6_300, 6_600): 12 buckets back, outside
-        10_200,  # next bucket: outside
+    heads = np.array([
+        9_950,   # head in now's bucket, before now: the 12 buckets 22..33 count
+        10_050,  # head in now's bucket, after now: that bucket (slot 9) is left out (no leak from the future)
+        10_200,  # head in the next bucket (slot 10): it and now's bucket (slot 9) are left out, 23..32 count
+        6_600,   # head in bucket 22, 11 buckets back: only its own bucket (slot 10) counts
+        6_599,   # head in bucket 21: 12 buckets back, nothing counts
+        0,       # an empty ring
     ])
-    assert window_mask(tags, now, 300, 12).tolist() == [False, True, False, True, True, False, False]
+    every = [True] * 12
+    assert window_mask(heads, now, 300, 12).tolist() == [
+        every,
+        every[:9] + [False] + every[10:],
+        every[:9] + [False, False] + every[11:],
+        [False] * 10 + [True, False],
+        [False] * 12,
+        [False] * 12,
+    ]
 
 
 def test_the_window_covers_between_n_minus_1_and_n_buckets():
     # A read at a bucket boundary covers exactly 11 full buckets plus the bucket starting at now.
-    assert window_mask(np.array([9_900 - 11 * 300]), 9_900, 300, 12).tolist() == [True]
-    assert window_mask(np.array([9_900 - 11 * 300 - 1]), 9_900, 300, 12).tolist() == [False]
+    assert window_mask(np.array([9_900 - 11 * 300]), 9_900, 300, 12)[0].sum() == 1
+    assert window_mask(np.array([9_900 - 11 * 300 - 1]), 9_900, 300, 12)[0].sum() == 0
+
+
+@given(st.integers(1, 10**6), st.integers(0, 10**6), st.sampled_from([1, 7, 60, 300]), st.integers(1, 30))
+@example(head=10_500, second=10_199, bucket_seconds=300, buckets=12)  # the read's bucket ends at the read: counted
+@example(head=10_500, second=10_198, bucket_seconds=300, buckets=12)
+@example(head=86_400 * 40 + 5, second=86_400 * 41, bucket_seconds=86_400, buckets=30)  # no flag table above 16
+def test_the_window_mask_matches_its_definition(head, second, bucket_seconds, buckets):
+    """Slot by slot: the bucket it holds is among the N newest up to the read's, and holds nothing after it."""
+    head_bucket, read_bucket = head // bucket_seconds, second // bucket_seconds
+    expected = []
+    for slot in range(buckets):
+        held = next(b for b in range(head_bucket - buckets + 1, head_bucket + 1) if b % buckets == slot)
+        newest_event = head if held == head_bucket else held * bucket_seconds + bucket_seconds - 1
+        expected.append(read_bucket - buckets < held <= read_bucket and newest_event <= second)
+    assert window_mask(np.array([head]), second, bucket_seconds, buckets)[0].tolist() == expected
 
 
 def make_event(**changes) -> Event:

@@ -45,7 +45,7 @@ def test_item_rows_hold_item_creator_and_user_item_features_in_spec_order():
 
 @pytest.mark.parametrize(
     ("window", "buckets", "bucket_seconds"),
-    [(W_1H, 12, 300), (W_24H, 24, 3600), (W_7D, 7, 86400), (W_CREATOR_RECENT, 30, 86400)],
+    [(W_1H, 6, 600), (W_24H, 12, 7200), (W_7D, 7, 86400), (W_CREATOR_RECENT, 30, 86400)],
 )
 def test_windows_are_counted_in_aligned_buckets(window, buckets, bucket_seconds):
     assert window.buckets(CONFIG) == buckets
@@ -88,14 +88,15 @@ def test_item_record_layout_has_the_catalog_section_then_totals_then_one_ring_pe
     assert item.header_bytes == CATALOG_BYTES == 80
     assert item.totals == ("events", "views", "plays", "likes", "purchases", "clicks", "qualified_sessions")
     assert [(r.window.name, r.buckets, r.kinds) for r in item.rings] == [
-        ("1h", 12, ("events", "plays", "purchases")),
-        ("24h", 24, ("events", "plays", "purchases")),
+        ("1h", 6, ("events", "plays", "purchases")),
+        ("24h", 12, ("events", "plays", "purchases")),
         ("7d", 7, ("events", "plays", "purchases")),
     ]
-    # 7 totals + 43 slots of (tag + 3 counts), uint32 each
-    assert item.words == 7 + 43 * 4
-    assert item.size == 80 + 4 * item.words
-    assert item.rings[1].first == item.rings[0].first + 12 * 4
+    # 7 totals, then per ring a head and N slots of 3 counts: 85 uint32 and 420 bytes in all
+    assert item.words == 7 + (1 + 6 * 3) + (1 + 12 * 3) + (1 + 7 * 3) == 85
+    assert item.size == 80 + 4 * item.words == 420
+    assert [(r.first, r.slots) for r in item.rings] == [(7, 8), (26, 27), (63, 64)]
+    assert record_layout("creator", CONFIG).size == 4 * (1 + 1 + 30)  # plays, then the head and 30 daily counts
 
 
 def test_the_layout_fingerprint_changes_with_the_layout_only():
@@ -105,21 +106,18 @@ def test_the_layout_fingerprint_changes_with_the_layout_only():
     assert record_layout("item", other).fingerprint == record_layout("item", CONFIG).fingerprint
 
 
-def test_counter_args_address_the_totals_and_the_slot_of_each_window():
+def test_counter_args_address_the_totals_and_each_window_ring():
     item = record_layout("item", CONFIG)
-    second = 1_700_000_123  # 1_700_000_100 starts its 5-minute bucket; 1_699_999_200 its hour; 1_699_920_000 its day
+    second = 1_700_000_123
     args = counter_args(item, frozenset({"events", "plays"}), second)
     base = 20  # the catalog section is 80 bytes = 20 uint32
     assert args[:6] == [second, 2, base + 0, 1, base + 2, 1]
     assert args[6] == 3  # rings touched
-    one_hour = item.rings[0]
-    slot = (1_700_000_123 // 300) % 12
-    tag = base + one_hour.first + slot * 4
-    assert args[7:15] == [tag, 1_700_000_100, 1_700_000_400, 3, tag + 1, 1, tag + 2, 1]
-    assert args[15:17] == [tag + 3, 0]  # purchases: slot reset to 0 if the bucket is new, else left as is
-    day = item.rings[2]
-    day_tag = base + day.first + (second // 86400) % 7 * 4
-    assert args[-10:-6] == [day_tag, 1_699_920_000, 1_700_006_400, 3]
+    # per ring: head index, first slot index, buckets, bucket seconds, kinds, then one increment per kind
+    # (events, plays, purchases); the script finds the event's slot from the second and the head
+    assert args[7:15] == [base + 7, base + 8, 6, 600, 3, 1, 1, 0]
+    assert args[15:23] == [base + 26, base + 27, 12, 7200, 3, 1, 1, 0]
+    assert args[23:] == [base + 63, base + 64, 7, 86400, 3, 1, 1, 0]
 
 
 def test_an_event_without_windowed_kinds_touches_no_ring():

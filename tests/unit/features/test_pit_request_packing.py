@@ -1,0 +1,47 @@
+"""The reader packs its requests itself (keys kept encoded across reads): the bytes must be what redis-py sends."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis._parsers import Encoder
+from redis.connection import PythonRespSerializer
+
+from recsys.features import reader
+from recsys.features.reader import _KeyChunks, _packed
+
+REDIS_PY = PythonRespSerializer(buffer_cutoff=1 << 30, encode=Encoder("utf-8", "strict", False).encode)
+ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20, unique=True)
+
+
+def redis_py_packing(*args: str) -> bytes:
+    return b"".join(REDIS_PY.pack(*args))
+
+
+@given(ids)
+def test_a_packed_mget_is_the_redis_protocol_of_the_keys(item_ids):
+    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1")
+    expected = redis_py_packing("MGET", *[f"pit:{{i:{i}}}:r1" for i in item_ids])
+    assert chunks.packed_mget(item_ids) == expected
+    assert chunks.packed_mget(item_ids) == expected  # from the kept chunks
+
+
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4))
+def test_a_packed_command_is_the_redis_protocol_of_its_arguments(args):
+    assert _packed("HGETALL", *args) == redis_py_packing("HGETALL", *args)
+
+
+def test_the_key_cache_restarts_when_full_and_stays_right(monkeypatch):
+    monkeypatch.setattr(reader, "KEY_CACHE_ENTRIES", 3)
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}")
+    chunks.packed_mget(["a", "b"])
+    assert len(chunks._chunks) == 2
+    assert chunks.packed_mget(["c", "d"]) == redis_py_packing("MGET", "k:c", "k:d")
+    assert sorted(chunks._chunks) == ["c", "d"]  # 2 + 2 would pass the limit: the cache started again
+
+
+@pytest.mark.parametrize("creator", [1, -5, 2**63 - 1])
+def test_creator_hashes_are_kept_as_keys_too(creator):
+    chunks = _KeyChunks(lambda value: f"c:{value}")
+    assert chunks.packed_mget([creator]) == redis_py_packing("MGET", f"c:{creator}")
