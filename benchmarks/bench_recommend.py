@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import argparse
 import csv
-import http.client
 import json
 import os
 import random
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.common import percentile, record
+from recsys.local.loadtest import open_loop
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "build" / "bench-recommend"
@@ -83,57 +82,16 @@ def load_store(redis_url: str, data: Path, users: int) -> tuple[list[str], float
     return chosen, end, f"catalog of {len(items):,} items, {len(rows):,} events"
 
 
-def run_rate(url: str, users: list[str], end: float, rate: float, seconds: float, senders: int = 16
+def run_rate(url: str, users: list[str], end: float, rate: float, seconds: float
              ) -> tuple[list[float], float, int, int]:
-    """Open-loop load at `rate` for `seconds` (at most twice that when overloaded): (latencies ms, completed
-    requests per second, errors, degraded)."""
-    host, port = url.removeprefix("http://").split(":")
-    total = max(1, int(rate * seconds))
-    latencies: list[float] = []
-    errors = degraded = 0
-    lock = threading.Lock()
-    counter = iter(range(total))
+    """Open-loop load at `rate` for `seconds` (recsys.local.loadtest): (latencies ms, completed requests per
+    second, errors, degraded)."""
     rng = random.Random(int(rate))
     bodies = [json.dumps({"userId": rng.choice(users), "numResults": RESULTS_PER_REQUEST,
-                          "context": {"platform": "web", "time": end}}).encode() for _ in range(total)]
-    began = time.perf_counter() + 0.05
-    deadline = began + 2 * seconds
-
-    def sender() -> None:
-        nonlocal errors, degraded
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        while True:
-            with lock:
-                index = next(counter, None)
-            if index is None or time.perf_counter() > deadline:
-                break  # overloaded: what is still queued after twice the run's length is not sent
-            due = began + index / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                connection.request("POST", "/recommendations", body=bodies[index],
-                                   headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                answer = json.loads(response.read())
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException, ValueError):
-                connection.close()
-                ok, answer = False, {}
-            elapsed = (time.perf_counter() - due) * 1000.0
-            with lock:
-                latencies.append(elapsed)
-                errors += not ok
-                degraded += bool(answer.get("degraded"))
-        connection.close()
-
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
-    return latencies, len(latencies) / wall, errors, degraded
+                          "context": {"platform": "web", "time": end}}).encode()
+              for _ in range(max(1, int(rate * seconds)))]
+    result = open_loop(url, "/recommendations", bodies, rate)
+    return list(result.latencies_ms), result.achieved_rps, result.errors, result.degraded
 
 
 def record_capacity(size: int, curve: list[dict[str, float]], seconds: float) -> None:

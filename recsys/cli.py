@@ -21,9 +21,9 @@ DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "movietweetings-100
 
 
 def _up(args: argparse.Namespace) -> int:
-    from recsys.local.platform import ensure_up
+    from recsys.local.serve import up
 
-    ensure_up(STATE_FILE, args.stage)
+    up(STATE_FILE, args.stage, Path(args.dataset), tracker_port=args.tracker_port, recommend_port=args.recommend_port)
     return 0
 
 
@@ -76,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="leave the services running (as `make up` does)")
     demo.set_defaults(run=_demo)
 
-    commands.add_parser("up", help="start the local services and resources, and leave them running").set_defaults(run=_up)
+    from recsys.local.serve import RECOMMEND_PORT, TRACKER_PORT
+
+    up = commands.add_parser("up", help="keep the local platform running: the demo's flow if nothing is deployed yet, "
+                                        "then the tracker and recommend APIs until Ctrl-C (services stay up)")
+    up.add_argument("--dataset", default=str(DEFAULT_DATASET), help="MovieTweetings folder (default: %(default)s)")
+    up.add_argument("--tracker-port", type=int, default=TRACKER_PORT)
+    up.add_argument("--recommend-port", type=int, default=RECOMMEND_PORT)
+    up.set_defaults(run=_up)
     commands.add_parser("down", help="stop the local services that `up` started").set_defaults(run=_down)
     commands.add_parser("status", help="show what runs where").set_defaults(run=_status)
 

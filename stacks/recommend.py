@@ -4,10 +4,6 @@ applies the blender rules from SSM and logs exposures into the event tracker's p
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any
-
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -45,22 +41,6 @@ RECOMMEND_IMAGE = ContainerImage(
 )
 
 
-def _plain(value: Any) -> Any:
-    """A blender config section as JSON-ready data (tuples and read-only mappings included)."""
-    if dataclasses.is_dataclass(value):
-        return {spec.name: _plain(getattr(value, spec.name)) for spec in dataclasses.fields(value)}
-    if hasattr(value, "items"):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (tuple, list, set, frozenset)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def default_blender_rules() -> str:
-    """The blender's default rules as the JSON document the SSM parameter holds (BlenderConfig.from_json)."""
-    return json.dumps(_plain(DEFAULT_CONFIG), sort_keys=True, indent=1)
-
-
 class RecommendStack(Stack):
     """Stateless: reads the stores of the realtime, batch and serving stacks; its one state is the rules parameter."""
 
@@ -90,7 +70,7 @@ class RecommendStack(Stack):
             "BlenderRules",
             parameter_name=names.blender_parameter,
             description=f"{config.prefix}: blender rules (JSON, recsys.blender.BlenderConfig); hot-reloaded",
-            string_value=default_blender_rules(),
+            string_value=DEFAULT_CONFIG.to_json(),
             tier=ssm.ParameterTier.STANDARD,
         )
 

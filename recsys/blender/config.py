@@ -8,6 +8,7 @@ last good config when the new one does not load or validate.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -254,6 +255,10 @@ class BlenderConfig(_Section):
     shelves: ShelvesConfig = field(default_factory=ShelvesConfig)
     fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
 
+    def to_json(self) -> str:
+        """The document `from_json` reads back equal (what the SSM rules parameter holds)."""
+        return json.dumps(_plain(self), sort_keys=True, indent=1)
+
     @classmethod
     def from_json(cls, text: str | bytes) -> BlenderConfig:
         try:
@@ -264,6 +269,17 @@ class BlenderConfig(_Section):
 
 
 DEFAULT_CONFIG = BlenderConfig()
+
+
+def _plain(value: Any) -> Any:
+    """A config section as JSON-ready data (tuples and read-only mappings included)."""
+    if dataclasses.is_dataclass(value):
+        return {spec.name: _plain(getattr(value, spec.name)) for spec in dataclasses.fields(value)}
+    if hasattr(value, "items"):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def layouts_from_cms(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:

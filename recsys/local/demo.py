@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,11 @@ from recsys.local.steps import StepPrinter
 
 REPLAYED_EVENTS = 3000
 SHOWN_USERS = 3
+# The demo's named filter: Personalize's grammar with a $PARAM (recsys/filters).
+DEMO_FILTER = ("no-genre", "EXCLUDE ItemID WHERE Items.GENRES IN ($GENRES)", {"GENRES": '"Drama"'})
+LOAD_RATES = (5.0, 10.0, 20.0)
+LOAD_SECONDS = 6.0
+BATCH_USERS = 25
 
 
 @dataclass
@@ -43,6 +48,9 @@ class DemoContext:
     run: Any = None  # recsys.local.daily.DailyRun
     scored: list[Any] = field(default_factory=list)
     latency: list[Any] = field(default_factory=list)  # recsys.local.report.LatencyFigure, from load-test steps
+    api: Any = None  # recsys.recommend.local.LocalRecommendApi
+    exposure_stream: Any = None  # recsys.lake.local_firehose.LocalFirehose: the API's impression events -> lake
+    batch_output: str | None = None
     report_path: Path | None = None
 
     @property
@@ -167,6 +175,120 @@ def score_candidates(ctx: DemoContext) -> None:
                            f"{tied} tied at the top score; top 5: {top}")
 
 
+def serve_recommendations(ctx: DemoContext) -> None:
+    from recsys.config import CHAMPION_VARIANT
+    from recsys.lake.local_firehose import LocalFirehose
+    from recsys.local.http_api import post_json
+    from recsys.recommend.local import serve_recommend_api
+    from recsys.tracker.sinks import use_local_stream
+
+    if ctx.run.endpoint is None:
+        ctx.steps.info("nothing deployed: the recommend API needs a model (see the quality gate above)")
+        return
+    variants = ctx.run.endpoint.variants
+    champion = next(v for v in variants if v.name == CHAMPION_VARIANT)
+    # Exposures take the tracker's path to the lake: the same local Firehose stand-in as the replay.
+    ctx.exposure_stream = LocalFirehose.for_stage(ctx.config, ctx.resources.lake_bucket)
+    use_local_stream(ctx.exposure_stream.stream_name, ctx.exposure_stream)
+    ctx.api = serve_recommend_api(
+        champion.model_dir, scoring_url={v.name: v.url for v in variants}, redis_url=ctx.platform.valkey.url,
+        stage=ctx.config.stage, events_topic_arn=ctx.resources.events_topic_arn,
+        firehose_stream=ctx.config.names.firehose_stream, blender_parameter=ctx.config.names.blender_parameter,
+        config=replace(ctx.config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants)),
+    )
+    url = ctx.api.url
+    ctx.steps.info(f"recommend API on {url} (variants {', '.join(f'{v.name}={v.weight:g}' for v in variants)})")
+    name, expression, values = DEMO_FILTER
+    status, answer = post_json(f"{url}/filters", {"name": name, "expression": expression})
+    if status not in (201, 409):  # 409: a previous demo on the same Valkey created it
+        raise RuntimeError(f"POST /filters answered {status}: {answer}")
+    for user in ctx.shown_users():
+        status, page = post_json(f"{url}/showcase", {"userId": user, "context": {"platform": "web"}})
+        _check(status, page, "/showcase")
+        ctx.steps.info(f"user {user}: showcase {page['recommendationId'][:8]}, variant {page['variant']}"
+                       + (f", DEGRADED {page['degradedReasons']}" if page["degraded"] else ""))
+        for shelf in page["shelves"][:3]:
+            shown = ", ".join(_item_line(item) for item in shelf["items"][:4])
+            ctx.steps.info(f"  shelf {shelf.get('shelfId') or shelf.get('id')}: {shown}")
+        anchor = next(e.item_id for e in reversed(ctx.events) if e.user_id == user and e.item_id)
+        status, related = post_json(f"{url}/related", {"itemId": anchor, "numResults": 5})
+        _check(status, related, "/related")
+        ctx.steps.info(f"  related to {anchor}: " + ", ".join(i["itemId"] for i in related["itemList"]))
+        status, filtered = post_json(f"{url}/recommendations", {"userId": user, "numResults": 5,
+                                                                "filterName": name, "filterValues": values})
+        _check(status, filtered, "/recommendations")
+        ctx.steps.info(f"  filter {name} ({expression}, GENRES={values['GENRES']}): "
+                       + ", ".join(_item_line(item) for item in filtered["itemList"]))
+
+
+def _check(status: int, answer: Any, route: str) -> None:
+    if status != 200:
+        raise RuntimeError(f"POST {route} answered {status}: {answer}")
+
+
+def _item_line(item: dict[str, Any]) -> str:
+    rules = f" [{', '.join(item['rules'])}]" if item.get("rules") else ""
+    return f"{item['itemId']} ({item['channel']} {item['score']:.3f}){rules}"
+
+
+def load_test(ctx: DemoContext) -> None:
+    import json
+    import os
+    import random
+
+    from recsys.local.loadtest import open_loop
+    from recsys.local.report import LatencyFigure
+
+    if ctx.api is None:
+        ctx.steps.info("skipped: the recommend API is not running")
+        return
+    users = sorted({e.user_id for e in ctx.events})
+    rng = random.Random(7)
+    for rate in LOAD_RATES:
+        bodies = [json.dumps({"userId": rng.choice(users), "numResults": 25, "context": {"platform": "web"}}).encode()
+                  for _ in range(int(rate * LOAD_SECONDS))]
+        result = open_loop(ctx.api.url, "/recommendations", bodies, rate)
+        conditions = (f"{len(bodies)} POST /recommendations over {LOAD_SECONDS:g} s, open loop, 25 results, up to "
+                      f"{ctx.config.recommend.max_candidates} candidates; API, inference servers, Valkey, moto on "
+                      f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+        ctx.latency.append(LatencyFigure(f"recommend at {rate:g} req/s", result.p50_ms, result.p99_ms,
+                                         result.achieved_rps, "p99 <= 50 ms", conditions))
+        ctx.steps.info(f"{rate:>4g} req/s offered: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+                       f"{result.achieved_rps:.1f} req/s done, {result.errors} errors, {result.degraded} degraded")
+
+
+def batch_recommendations(ctx: DemoContext) -> None:
+    import json
+
+    from recsys.recommend.batch import run_batch
+
+    if ctx.api is None:
+        ctx.steps.info("skipped: no model deployed")
+        return
+    users = sorted({e.user_id for e in ctx.events})[:BATCH_USERS]
+    prefix = f"s3://{ctx.resources.artifacts_bucket}/{ctx.config.recommend_api.batch_prefix}"
+    bucket, key = ctx.resources.artifacts_bucket, f"{ctx.config.recommend_api.batch_prefix}users.jsonl"
+    aws.client("s3").put_object(Bucket=bucket, Key=key,
+                                Body="".join(json.dumps({"userId": u}) + "\n" for u in users).encode())
+    ctx.batch_output = f"{prefix}out/recommendations.jsonl"
+    report = run_batch(ctx.api.recommender, f"s3://{bucket}/{key}", ctx.batch_output, num_results=10)
+    ctx.steps.info(f"{report.users} users -> {report.written} lines in {ctx.batch_output} "
+                   f"({report.degraded} degraded, {report.errors} errors)")
+
+
+def stop_recommend_api(ctx: DemoContext) -> None:
+    """Stop the API and flush its exposure stream, so the report's A/B table sees every impression."""
+    from recsys.tracker.sinks import forget_local_stream
+
+    if ctx.api is not None:
+        ctx.api.stop()
+        ctx.api = None
+    if ctx.exposure_stream is not None:
+        ctx.exposure_stream.close()
+        forget_local_stream(ctx.exposure_stream.stream_name)
+        ctx.exposure_stream = None
+
+
 def _event_counts(ctx: DemoContext):
     from recsys.features import FeatureReader
     from recsys.local.daily import lake_event_ids
@@ -177,7 +299,9 @@ def _event_counts(ctx: DemoContext):
     users = sorted({e.user_id for e in ctx.events})
     in_redis = int(sum(reader.read(user, []).user.get("user_events", 0) for user in users))
     cutoff_date = time.strftime("%Y-%m-%d", time.gmtime(ctx.cutoff))
-    in_lake = lake_event_ids(ctx.resources.lake_bucket, cutoff_date)
+    replayed = {e.event_id for e in ctx.events}
+    # The lake also holds the recommend API's impression events by now: count the replayed ones.
+    in_lake = [event_id for event_id in lake_event_ids(ctx.resources.lake_bucket, cutoff_date) if event_id in replayed]
     return EventCounts(
         sent=len(ctx.events), accepted=ctx.replay.accepted, rejected=ctx.replay.rejected, failed=ctx.replay.failed,
         redis_events=in_redis, lake_events=len(in_lake),
@@ -189,6 +313,7 @@ def _event_counts(ctx: DemoContext):
 def write_report(ctx: DemoContext) -> None:
     from recsys.local.report import LocalReport, ab_from_files, drift_from_files, write_local_report
 
+    stop_recommend_api(ctx)
     run = ctx.run
     steps_done = {step.value: (outcome, run.seconds.get(step)) for step, outcome in run.outcomes.items()}
     report = LocalReport(
@@ -196,7 +321,7 @@ def write_report(ctx: DemoContext) -> None:
         gate=run.decision.to_dict() if run.decision else None, steps=steps_done, events=_event_counts(ctx),
         drift=drift_from_files(run.drift_baseline_path, run.run_dir / "served-rows.jsonl",
                                ctx.config.monitoring.drift),
-        ab=ab_from_files(run.run_dir / "exposures", f"s3://{ctx.resources.lake_bucket}/events/",
+        ab=ab_from_files(f"s3://{ctx.resources.lake_bucket}/events/", f"s3://{ctx.resources.lake_bucket}/events/",
                          {v.name: v.weight for v in run.endpoint.variants} if run.endpoint else {},
                          ctx.config.monitoring.ab, ctx.config.pit_features.qualified_session_minutes * 60),
         latency=ctx.latency,
@@ -210,6 +335,8 @@ def summary(ctx: DemoContext) -> None:
 
     ctx.steps.info(f"lake objects: {_lake_object_count(ctx.resources.lake_bucket)} in s3://{ctx.resources.lake_bucket}")
     ctx.steps.info(f"pipeline state (models, deployment.json, last run): {ctx.state_dir}")
+    if ctx.batch_output:
+        ctx.steps.info(f"batch recommendations: {ctx.batch_output}")
     if ctx.run is not None and ctx.run.endpoint is not None:
         for variant in ctx.run.endpoint.variants:
             ctx.steps.info(f"{variant.name}: RECSYS_MODEL_DIR={variant.model_dir} containers/inference/serve "
@@ -227,6 +354,11 @@ DEMO_STEPS: list[DemoStep] = [
      replay_events),
     (lambda ctx: "Run the daily pipeline (the state machine's steps, in order)", daily_pipeline),
     (lambda ctx: f"Score the candidates of {SHOWN_USERS} users on the local inference server", score_candidates),
+    (lambda ctx: f"Start the recommend API: showcase, related items and a filtered list for {SHOWN_USERS} users",
+     serve_recommendations),
+    (lambda ctx: f"Load test: POST /recommendations at {', '.join(f'{r:g}' for r in LOAD_RATES)} req/s, "
+                 f"{LOAD_SECONDS:g} s each", load_test),
+    (lambda ctx: f"Batch recommendations for {BATCH_USERS} users (S3 JSON lines in and out)", batch_recommendations),
     (lambda ctx: "Write the HTML report", write_report),
     (lambda ctx: "Summary", summary),
 ]
@@ -240,6 +372,7 @@ def run_demo(state_file: Path, *, stage: str | None, dataset: Path, keep_running
                 action(ctx)
     finally:
         shutil.rmtree(ctx.csv_dir, ignore_errors=True)
+        stop_recommend_api(ctx)
         if ctx.run is not None:
             ctx.run.close()  # the inference servers and Spark: nothing outlives the demo but `make up`'s services
         if ctx.platform is not None and ctx.started and not keep_running:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsys.config import load_stage
-from recsys.local.resources import LocalResources, create_resources
 from recsys.local.services import LocalPlatform
 
 
@@ -19,14 +17,6 @@ def attach_or_start(state_file: Path) -> tuple[LocalPlatform, bool]:
     platform.save(state_file)
     platform.apply_env()
     return platform, True
-
-
-def ensure_up(state_file: Path, stage: str | None = None) -> tuple[LocalPlatform, LocalResources]:
-    platform, started = attach_or_start(state_file)
-    resources = create_resources(load_stage(stage))
-    print(("started" if started else "already running") + ":")
-    print(describe(state_file))
-    return platform, resources
 
 
 def shut_down(state_file: Path) -> None:

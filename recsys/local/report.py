@@ -78,13 +78,19 @@ def drift_from_files(baseline: Path, served_rows: Path, thresholds: DriftMonitor
     return run_drift_job(str(baseline), str(served_rows), thresholds, InMemoryPublisher())
 
 
-def ab_from_files(exposures: Path, outcomes: str, weights: Mapping[str, float], config: ABTestConfig,
+def ab_from_files(exposures: Path | str, outcomes: str, weights: Mapping[str, float], config: ABTestConfig,
                   qualified_play_s: float) -> ABReport | str:
-    """The monitoring A/B analysis of local exposure JSON lines against the lake's events (a folder or s3:// prefix),
-    or what is missing for it."""
-    if not exposures.exists() or not any(exposures.rglob("*") if exposures.is_dir() else [exposures]):
+    """The monitoring A/B analysis of exposures (exposure JSON lines, or the lake's impression events: a folder or
+    an s3:// prefix) against the lake's events, or what is missing for it."""
+    local = Path(exposures) if not str(exposures).startswith("s3://") else None
+    if local is not None and (not local.exists() or not any(local.rglob("*") if local.is_dir() else [local])):
         return f"no exposures at {exposures}: the recommend API logs one per response"
-    return analyze_sources(str(exposures), str(outcomes), weights, config, qualified_play_s=qualified_play_s)
+    if not weights:
+        return "no variants deployed: nothing was served"
+    report = analyze_sources(str(exposures), str(outcomes), weights, config, qualified_play_s=qualified_play_s)
+    if not any(variant.exposures for variant in report.variants):
+        return f"no exposures at {exposures}: the recommend API logs one per response"
+    return report
 
 
 def _steps_section(report: LocalReport) -> str:

@@ -152,6 +152,15 @@ def create_resources(config: StageConfig, account: str = LOCAL_ACCOUNT) -> Local
             Attributes={"RawMessageDelivery": "true"},
         )
 
+    # The blender's runtime rules, with the defaults, as the recommend stack creates them.
+    from recsys.blender.config import DEFAULT_CONFIG
+
+    ssm = aws.client("ssm")
+    try:
+        ssm.get_parameter(Name=names.blender_parameter)
+    except ssm.exceptions.ParameterNotFound:
+        ssm.put_parameter(Name=names.blender_parameter, Value=DEFAULT_CONFIG.to_json(), Type="String")
+
     return LocalResources(
         kms_key_arn=kms_key_arn,
         events_topic_arn=topic_arn,

@@ -1,7 +1,7 @@
 """The local platform end to end on a small synthetic dataset: what `make demo` does, asserted at every stage.
 
-One module fixture runs the stages in order (E2E_STAGES: import, replay, daily pipeline, scoring); each test
-checks one stage's outcome. A later stage (the recommend API) is one more function in E2E_STAGES and its tests.
+One module fixture runs the stages in order (E2E_STAGES: import, replay, daily pipeline, scoring, the recommend
+API); each test checks one stage's outcome.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class E2E:
     replay: Any = None
     run: Any = None
     scored: list[Any] = field(default_factory=list)
+    pages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # route -> answers, in request order
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,11 +88,46 @@ def score_on_the_inference_server(e2e: E2E) -> None:
     e2e.scored = [scorer.score(user) for user in users]
 
 
+GENRE_FILTER = ("no-genre", "EXCLUDE ItemID WHERE Items.GENRES IN ($G)")
+
+
+def recommend_api(e2e: E2E) -> None:
+    """The recommend API on the deployed champion; exposures go through the local Firehose into the lake."""
+    from recsys.lake.local_firehose import LocalFirehose
+    from recsys.local.http_api import post_json
+    from recsys.recommend.local import serve_recommend_api
+    from recsys.tracker.sinks import forget_local_stream, use_local_stream
+
+    champion = e2e.run.endpoint.variant(CHAMPION_VARIANT)
+    stream = LocalFirehose.for_stage(e2e.config, e2e.resources.lake_bucket)
+    use_local_stream(stream.stream_name, stream)
+    users = [user for user, _ in Counter(e.user_id for e in e2e.events).most_common(3)]
+    calls = [("filters", {"name": GENRE_FILTER[0], "expression": GENRE_FILTER[1]})]
+    for user in users:
+        calls += [("showcase", {"userId": user, "context": {"platform": "web"}}),
+                  ("showcase", {"userId": user, "context": {"platform": "web"}}),  # same user, same day
+                  ("recommendations", {"userId": user, "numResults": 10, "filterName": GENRE_FILTER[0],
+                                       "filterValues": {"G": '"drama"'}}),
+                  ("related", {"itemId": e2e.events[-1].item_id, "userId": user, "numResults": 5})]
+    settings = replace(e2e.config.recommend, variant_weights=((CHAMPION_VARIANT, 1.0),))
+    try:
+        with serve_recommend_api(champion.model_dir, scoring_url={CHAMPION_VARIANT: champion.url},
+                                 redis_url=e2e.platform.valkey.url, stage=e2e.config.stage,
+                                 firehose_stream=stream.stream_name, config=settings) as api:
+            for route, body in calls:
+                status, answer = post_json(f"{api.url}/{route}", body)
+                e2e.pages.setdefault(route, []).append({"status": status, "request": body, "answer": answer})
+    finally:
+        stream.close()
+        forget_local_stream(stream.stream_name)
+
+
 E2E_STAGES: list[Callable[[E2E], None]] = [
     create_resources_and_import,
     replay_events,
     daily_pipeline,
     score_on_the_inference_server,
+    recommend_api,
 ]
 
 
@@ -138,8 +174,10 @@ def test_every_replayed_event_reaches_the_lake_once(e2e):
     from recsys.local.daily import lake_event_ids
 
     # The imported history ends before the cutoff date; the replay (shifted to now) is all that is dated later.
+    # The recommend API's impression events land there too; each replayed event must be stored exactly once.
+    replayed = sorted(e.event_id for e in e2e.events)
     stored = lake_event_ids(e2e.resources.lake_bucket, time.strftime("%Y-%m-%d", time.gmtime(e2e.cutoff)))
-    assert sorted(stored) == sorted(e.event_id for e in e2e.events)
+    assert sorted(i for i in stored if i in set(replayed)) == replayed
 
 
 def test_the_pipeline_ran_every_step_in_order(e2e):
@@ -272,3 +310,68 @@ def test_a_later_model_is_deployed_as_challenger_next_to_the_champion(e2e):
         assert sorted(p.name for p in (first.state_dir / "models").iterdir()) == [first.run_id, nxt.run_id]
     finally:
         nxt.close()
+
+
+def test_the_recommend_api_answers_valid_rule_abiding_showcases(e2e):
+    config = e2e.config.recommend
+    recent = {}
+    for event in e2e.events:
+        recent.setdefault(event.user_id, []).append(event.item_id)
+    for call in e2e.pages["showcase"]:
+        assert call["status"] == 200, call
+        page = call["answer"]
+        assert not page["degraded"], page["degradedReasons"]
+        assert page["variant"] == CHAMPION_VARIANT and page["modelVersion"] == e2e.run.model_version
+        higher_top5: set[str] = set()
+        for shelf in sorted(page["shelves"], key=lambda s: s["position"]):
+            ids = [item["itemId"] for item in shelf["items"]]
+            assert len(ids) == len(set(ids)), f"duplicate inside shelf {shelf['shelfId']}"
+            if shelf["kind"] != "continue_watching":
+                assert not set(ids[:5]) & higher_top5, "cross-shelf duplicate in the top 5"
+            higher_top5 |= set(ids[:5])
+            for item in shelf["items"]:
+                assert {"itemId", "score", "channel", "rules", "recommendationId", "variant"} <= set(item)
+                assert item["recommendationId"] == page["recommendationId"]
+        assert page["shelves"], "an empty showcase"
+    first, second = e2e.pages["showcase"][0]["answer"], e2e.pages["showcase"][1]["answer"]
+    assert [[i["itemId"] for i in s["items"]] for s in first["shelves"]] == \
+           [[i["itemId"] for i in s["items"]] for s in second["shelves"]], "same user, same day: same page"
+    assert config.max_candidates >= 500
+
+
+def test_filtered_recommendations_exclude_the_genre_and_fill_the_page(e2e):
+    import csv
+
+    genres = {row["ITEM_ID"]: row["GENRES"].lower().split("|")
+              for row in csv.DictReader(open(e2e.root / "csv" / "items.csv"))}
+    assert e2e.pages["filters"][0]["status"] == 201
+    for call in e2e.pages["recommendations"]:
+        assert call["status"] == 200, call
+        items = [item["itemId"] for item in call["answer"]["itemList"]]
+        assert len(items) == 10  # backfilled to the requested size
+        assert not [i for i in items if "drama" in genres.get(i, [])], "the filter let a drama through"
+
+
+def test_related_items_exclude_the_anchor(e2e):
+    for call in e2e.pages["related"]:
+        assert call["status"] == 200, call
+        items = [item["itemId"] for item in call["answer"]["itemList"]]
+        assert 0 < len(items) <= 5 and call["request"]["itemId"] not in items
+
+
+def test_every_served_list_is_logged_as_an_impression_in_the_lake(e2e):
+    import gzip
+
+    s3 = aws.client("s3")
+    impressions = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=e2e.resources.lake_bucket, Prefix="events/"):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=e2e.resources.lake_bucket, Key=obj["Key"])["Body"].read()
+            for line in gzip.decompress(body).decode().splitlines():
+                record = json.loads(line)
+                if record["event_type"] == "impression":
+                    impressions.append(record)
+    served = {c["answer"]["recommendationId"] for route in ("showcase", "recommendations", "related")
+              for c in e2e.pages[route]}
+    assert served <= {record["recommendation_id"] for record in impressions}
+    assert all(record["properties"]["variant"] == CHAMPION_VARIANT for record in impressions)

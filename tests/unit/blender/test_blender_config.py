@@ -22,6 +22,9 @@ def test_defaults_are_valid_and_round_trip_through_json():
     assert config.placement.layouts["web"] == ("a", "b")
     assert config.placement.overrides[0].position == 2 and config.placement.overrides[0].audience == "any"
     assert config.quota.max_paid_share_per_page == 0.3 and config.quota.max_paid_per_page is None
+    # to_json is what the SSM parameter holds (CDK and local mode): it reads back equal.
+    assert BlenderConfig.from_json(config.to_json()) == config
+    assert BlenderConfig.from_json(BlenderConfig().to_json()) == BlenderConfig()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,96 @@
+"""`make up`: the local platform kept running for exploration, its APIs served until Ctrl-C.
+
+If the services are not running yet, or no model has been deployed, it first runs `make demo`'s flow and keeps
+the services up (data imported, features written, a model trained and deployed). Then it serves, in the
+foreground, the event tracker API and the recommend API on fixed ports, with the deployed variants' inference
+servers, and prints the calls to try. Ctrl-C stops the APIs; moto and Valkey keep running until `make down`.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from recsys.config import CHAMPION_VARIANT, load_stage
+
+TRACKER_PORT = 8080
+RECOMMEND_PORT = 8081
+
+
+def curl_examples(tracker_url: str, recommend_url: str, user: str, item: str) -> str:
+    post = "curl -s -XPOST -H 'Content-Type: application/json'"
+    return "\n".join([
+        f"{post} {tracker_url}/events -d '{{\"userId\": \"{user}\", \"sessionId\": \"s1\", \"eventList\": "
+        f"[{{\"eventType\": \"click\", \"itemId\": \"{item}\", \"sentAt\": '$(date +%s)'}}]}}'",
+        f"{post} {recommend_url}/recommendations -d '{{\"userId\": \"{user}\", \"numResults\": 10}}'",
+        f"{post} {recommend_url}/showcase -d '{{\"userId\": \"{user}\", \"context\": {{\"platform\": \"web\"}}}}'",
+        f"{post} {recommend_url}/related -d '{{\"itemId\": \"{item}\", \"numResults\": 5}}'",
+        f"{post} {recommend_url}/popular -d '{{\"numResults\": 5}}'",
+        f"{post} {recommend_url}/filters -d '{{\"name\": \"no-drama\", "
+        f"\"expression\": \"EXCLUDE ItemID WHERE Items.GENRES IN (\\\"Drama\\\")\"}}'",
+        f"{post} {recommend_url}/recommendations -d '{{\"userId\": \"{user}\", \"filterName\": \"no-drama\"}}'",
+    ])
+
+
+def _some_id(store, kind: str) -> str:
+    """A user (kind "u") or item ("i") id with PIT features, for the printed examples (keys `...:{u:<id>}:...`)."""
+    for key in store.scan_iter(match=f"*{{{kind}:*", count=1000):
+        return key.decode().split(f"{{{kind}:", 1)[1].split("}", 1)[0]
+    return f"{kind}1"
+
+
+def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACKER_PORT,
+               recommend_port: int = RECOMMEND_PORT, stop: threading.Event | None = None) -> None:
+    """Serve until `stop` is set (or Ctrl-C), on the running services and the last deployed model."""
+    from containers.inference.server import start_local_server
+    from recsys.local.daily import load_deployment
+    from recsys.local.platform import attach_or_start
+    from recsys.local.realtime import serve_realtime_path
+    from recsys.local.resources import create_resources
+    from recsys.recommend.local import serve_recommend_api
+    from recsys.store import redis_from_env
+
+    config = load_stage(stage)
+    platform, _ = attach_or_start(state_file)
+    resources = create_resources(config)
+    variants = load_deployment(state_file.parent / "pipeline" / config.stage)
+    if not variants:
+        raise RuntimeError("no model deployed: run `make demo` (or `make up` on stopped services) first")
+    with ExitStack() as stack:
+        urls = {}
+        for variant in variants:
+            url, stop_server = start_local_server(variant.model_dir)
+            stack.callback(stop_server)
+            urls[variant.name] = url
+        path = stack.enter_context(serve_realtime_path(resources, config, port=tracker_port, quiet=True))
+        # The recommend API's exposures share the tracker's local Firehose (serve_realtime_path registered it).
+        champion = next(v for v in variants if v.name == CHAMPION_VARIANT)
+        api = stack.enter_context(serve_recommend_api(
+            champion.model_dir, scoring_url=urls, redis_url=platform.valkey.url, stage=config.stage,
+            events_topic_arn=resources.events_topic_arn, firehose_stream=config.names.firehose_stream,
+            blender_parameter=config.names.blender_parameter, port=recommend_port,
+            config=replace(config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants))))
+        store = redis_from_env()
+        user, item = (_some_id(store, kind) for kind in ("u", "i"))
+        print(f"event tracker API: {path.api.url}   recommend API: {api.url}")
+        print("variants: " + ", ".join(f"{v.name} {v.version} ({v.weight:.0%}) on {urls[v.name]}" for v in variants))
+        print("try:\n" + curl_examples(path.api.url, api.url, user, item))
+        print("Ctrl-C stops the APIs; `make down` stops moto and Valkey.", flush=True)
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            print("\nstopping the APIs")
+
+
+def up(state_file: Path, stage: str | None, dataset: Path, *, tracker_port: int = TRACKER_PORT,
+       recommend_port: int = RECOMMEND_PORT) -> None:
+    from recsys.local.daily import load_deployment
+    from recsys.local.demo import run_demo
+    from recsys.local.services import LocalPlatform
+
+    config = load_stage(stage)
+    if LocalPlatform.load(state_file) is None or not load_deployment(state_file.parent / "pipeline" / config.stage):
+        run_demo(state_file, stage=stage, dataset=dataset, keep_running=True)
+    serve_apis(state_file, stage, tracker_port=tracker_port, recommend_port=recommend_port)
