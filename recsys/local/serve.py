@@ -8,6 +8,7 @@ servers, and prints the calls to try. Ctrl-C stops the APIs; moto and Valkey kee
 
 from __future__ import annotations
 
+import signal
 import threading
 from contextlib import ExitStack
 from dataclasses import replace
@@ -22,8 +23,8 @@ RECOMMEND_PORT = 8081
 def curl_examples(tracker_url: str, recommend_url: str, user: str, item: str) -> str:
     post = "curl -s -XPOST -H 'Content-Type: application/json'"
     return "\n".join([
-        f"{post} {tracker_url}/events -d '{{\"userId\": \"{user}\", \"sessionId\": \"s1\", \"eventList\": "
-        f"[{{\"eventType\": \"click\", \"itemId\": \"{item}\", \"sentAt\": '$(date +%s)'}}]}}'",
+        f"{post} {tracker_url}/events -d '{{\"user_id\": \"{user}\", \"session_id\": \"s1\", \"events\": "
+        f"[{{\"event_type\": \"click\", \"item_id\": \"{item}\", \"sent_at\": '$(date +%s)'}}]}}'",
         f"{post} {recommend_url}/recommendations -d '{{\"userId\": \"{user}\", \"numResults\": 10}}'",
         f"{post} {recommend_url}/showcase -d '{{\"userId\": \"{user}\", \"context\": {{\"platform\": \"web\"}}}}'",
         f"{post} {recommend_url}/related -d '{{\"itemId\": \"{item}\", \"numResults\": 5}}'",
@@ -78,9 +79,13 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
         print("variants: " + ", ".join(f"{v.name} {v.version} ({v.weight:.0%}) on {urls[v.name]}" for v in variants))
         print("try:\n" + curl_examples(path.api.url, api.url, user, item))
         print("Ctrl-C stops the APIs; `make down` stops moto and Valkey.", flush=True)
+        if threading.current_thread() is threading.main_thread():
+            # PySpark's SparkContext leaves its own SIGINT handler behind after the demo's pipeline stopped it.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             (stop or threading.Event()).wait()
         except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
             print("\nstopping the APIs")
 
 
