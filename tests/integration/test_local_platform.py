@@ -211,3 +211,10 @@ def test_the_training_labels_follow_what_the_data_holds():
     assert choose_labels(with_clicks) == ("label_click", "label_purchase")
     assert choose_labels(ratings_only) == ("label_interaction", "label_engage")
     assert choose_labels(clicks_no_purchases) == ("label_click", "label_engage")
+
+
+def test_the_blender_rules_parameter_holds_the_defaults_as_the_stack_creates_it(local_resources, stage_config):
+    from recsys.blender.config import DEFAULT_CONFIG, BlenderConfig
+
+    value = aws.client("ssm").get_parameter(Name=stage_config.names.blender_parameter)["Parameter"]["Value"]
+    assert BlenderConfig.from_json(value) == DEFAULT_CONFIG

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 def api(local_resources, loaded_store, rec_model_dir, scoring_url, stage_config, local_platform):
-    aws.client("ssm").put_parameter(Name=stage_config.names.blender_parameter, Type="String",
+    aws.client("ssm").put_parameter(Name=stage_config.names.blender_parameter, Type="String", Overwrite=True,
                                     Value=json.dumps({"spacing": {"coefficient": 1}}))
     server = serve_recommend_api(rec_model_dir, scoring_url=scoring_url, redis_url=local_platform.valkey.url,
                                  events_topic_arn=local_resources.events_topic_arn,

@@ -26,7 +26,7 @@ def lambda_env(monkeypatch, local_resources, loaded_store, rec_model_dir, scorin
 
 def test_the_recommend_lambda_answers_proxy_events_and_emits_the_agreed_metrics(lambda_env, dataset_end, capsys,
                                                                                 stage_config):
-    aws.client("ssm").put_parameter(Name=stage_config.names.blender_parameter, Type="String",
+    aws.client("ssm").put_parameter(Name=stage_config.names.blender_parameter, Type="String", Overwrite=True,
                                     Value=json.dumps({"spacing": {"coefficient": 2}}))
     module = importlib.import_module("lambdas.recommend.handler")
     module.api.cache_clear()
