@@ -1,7 +1,7 @@
 """The Spark batch job on synthetic lakes of N events over 60 days: wall time and peak memory on local[2].
 
-    python -m benchmarks.bench_spark                          # 1M events
-    python -m benchmarks.bench_spark --events 1000000 5000000 10000000
+    python -m benchmarks.bench_spark                          # 1M, 5M and 10M events (what `make bench` runs)
+    python -m benchmarks.bench_spark --events 1000000         # one point
 
 For each N, a lake is generated in the real layout (gzipped JSON lines under events/event_date=.../, users and
 items CSV imports), then containers/processing/job.py runs in a fresh process with --mode all (user, item and
@@ -160,7 +160,7 @@ def run_job(lake: Path, output: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 5_000_000, 10_000_000])
     args = parser.parse_args()
     for events in args.events:
         with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
