@@ -52,12 +52,7 @@ class RealtimeStack(Stack):
             key=key,
             clients=network.lambda_security_group,
         )
-        store_environment = {
-            "MEMORYDB_ENDPOINT": self.feature_store.endpoint,
-            "MEMORYDB_PORT": str(self.feature_store.port),
-            "MEMORYDB_SECRET_ARN": self.feature_store.secret.secret_arn,
-            "MEMORYDB_TLS": "true",
-        }
+        store_environment = self.feature_store.client_environment
 
         self.events_topic = EncryptedTopic(self, "EventsTopic", topic_name=names.events_topic, key=key).topic
         self.feature_queue = QueueWithDlq(

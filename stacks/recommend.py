@@ -84,10 +84,7 @@ class RecommendStack(Stack):
             "RECOMMEND_VARIANT_WEIGHTS": ",".join(f"{name}={v.weight:g}" for name, v in serving.variants),
             "RECSYS_FEATURE_STORE": "sagemaker",
             "BLENDER_PARAMETER": names.blender_parameter,
-            "MEMORYDB_ENDPOINT": store.endpoint,
-            "MEMORYDB_PORT": str(store.port),
-            "MEMORYDB_SECRET_ARN": store.secret.secret_arn,
-            "MEMORYDB_TLS": "true",
+            **store.client_environment,
         }
         self.function = PythonLambda(
             self,

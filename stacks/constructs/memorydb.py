@@ -110,3 +110,10 @@ class MemoryDbCluster(Construct):
         self.cluster.apply_removal_policy(removal)
         self.endpoint = self.cluster.attr_cluster_endpoint_address
         self.port = settings.port
+        # What recsys.store.redis_from_env reads to connect a Lambda (TLS, ACL user's password from the secret).
+        self.client_environment = {
+            "MEMORYDB_ENDPOINT": self.endpoint,
+            "MEMORYDB_PORT": str(self.port),
+            "MEMORYDB_SECRET_ARN": self.secret.secret_arn,
+            "MEMORYDB_TLS": "true",
+        }
