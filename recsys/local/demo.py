@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,26 +176,20 @@ def score_candidates(ctx: DemoContext) -> None:
 
 
 def serve_recommendations(ctx: DemoContext) -> None:
-    from recsys.config import CHAMPION_VARIANT
     from recsys.lake.local_firehose import LocalFirehose
     from recsys.local.http_api import post_json
-    from recsys.recommend.local import serve_recommend_api
+    from recsys.local.serve import recommend_api_on
     from recsys.tracker.sinks import use_local_stream
 
     if ctx.run.endpoint is None:
         ctx.steps.info("nothing deployed: the recommend API needs a model (see the quality gate above)")
         return
     variants = ctx.run.endpoint.variants
-    champion = next(v for v in variants if v.name == CHAMPION_VARIANT)
     # Exposures take the tracker's path to the lake: the same local Firehose stand-in as the replay.
     ctx.exposure_stream = LocalFirehose.for_stage(ctx.config, ctx.resources.lake_bucket)
     use_local_stream(ctx.exposure_stream.stream_name, ctx.exposure_stream)
-    ctx.api = serve_recommend_api(
-        champion.model_dir, scoring_url={v.name: v.url for v in variants}, redis_url=ctx.platform.valkey.url,
-        stage=ctx.config.stage, events_topic_arn=ctx.resources.events_topic_arn,
-        firehose_stream=ctx.config.names.firehose_stream, blender_parameter=ctx.config.names.blender_parameter,
-        config=replace(ctx.config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants)),
-    )
+    ctx.api = recommend_api_on(variants, {v.name: v.url for v in variants}, ctx.config, ctx.resources,
+                               ctx.platform.valkey.url)
     url = ctx.api.url
     ctx.steps.info(f"recommend API on {url} (variants {', '.join(f'{v.name}={v.weight:g}' for v in variants)})")
     name, expression, values = DEMO_FILTER

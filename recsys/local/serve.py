@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from recsys.config import CHAMPION_VARIANT, load_stage
+from recsys.config import CHAMPION_VARIANT, StageConfig, load_stage
 
 TRACKER_PORT = 8080
 RECOMMEND_PORT = 8081
@@ -35,6 +35,21 @@ def curl_examples(tracker_url: str, recommend_url: str, user: str, item: str) ->
     ])
 
 
+def recommend_api_on(variants, urls: dict[str, str], config: StageConfig, resources, redis_url: str, *,
+                     port: int = 0):
+    """The recommend API on deployed local variants (recsys.local.daily.Variant, scored at `urls`), with the
+    deployed stack's settings: the variants' weights, exposures to the events topic and the lake's stream, the
+    blender rules parameter. `make demo` and `make up` both start it so."""
+    from recsys.recommend.local import serve_recommend_api
+
+    champion = next(v for v in variants if v.name == CHAMPION_VARIANT)
+    return serve_recommend_api(
+        champion.model_dir, scoring_url=urls, redis_url=redis_url, stage=config.stage,
+        events_topic_arn=resources.events_topic_arn, firehose_stream=config.names.firehose_stream,
+        blender_parameter=config.names.blender_parameter, port=port,
+        config=replace(config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants)))
+
+
 def _some_id(store, kind: str) -> str:
     """A user (kind "u") or item ("i") id with PIT features, for the printed examples (keys `...:{u:<id>}:...`)."""
     for key in store.scan_iter(match=f"*{{{kind}:*", count=1000):
@@ -50,7 +65,6 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
     from recsys.local.platform import attach_or_start
     from recsys.local.realtime import serve_realtime_path
     from recsys.local.resources import create_resources
-    from recsys.recommend.local import serve_recommend_api
     from recsys.store import redis_from_env
 
     config = load_stage(stage)
@@ -67,12 +81,8 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
             urls[variant.name] = url
         path = stack.enter_context(serve_realtime_path(resources, config, port=tracker_port, quiet=True))
         # The recommend API's exposures share the tracker's local Firehose (serve_realtime_path registered it).
-        champion = next(v for v in variants if v.name == CHAMPION_VARIANT)
-        api = stack.enter_context(serve_recommend_api(
-            champion.model_dir, scoring_url=urls, redis_url=platform.valkey.url, stage=config.stage,
-            events_topic_arn=resources.events_topic_arn, firehose_stream=config.names.firehose_stream,
-            blender_parameter=config.names.blender_parameter, port=recommend_port,
-            config=replace(config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants))))
+        api = stack.enter_context(recommend_api_on(variants, urls, config, resources, platform.valkey.url,
+                                                   port=recommend_port))
         store = redis_from_env()
         user, item = (_some_id(store, kind) for kind in ("u", "i"))
         print(f"event tracker API: {path.api.url}   recommend API: {api.url}")
