@@ -12,10 +12,6 @@ import numpy as np
 
 Method = Literal["isotonic", "platt", "none"]
 _EPS = 1e-6
-# Isotonic regression is a step function: every raw score on one step gets the same probability, so a page of
-# strong candidates would tie. Mixing in this much of the raw score (a probability too) keeps their order, stays
-# in [0, 1] and moves no probability by more than 1e-6.
-_TIE_BREAK = 1e-6
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -52,7 +48,7 @@ class Calibrator:
     def apply(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, float)
         if self.method == "isotonic":
-            return (1.0 - _TIE_BREAK) * np.interp(raw, self.x, self.y) + _TIE_BREAK * np.clip(raw, 0.0, 1.0)
+            return np.interp(raw, self.x, self.y)
         if self.method == "platt":
             return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
         return raw
