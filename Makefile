@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+NATIVE_STAMP := $(VENV)/.native-decoder
 STAGE ?= dev
 PYTEST_ARGS ?=
 
@@ -27,11 +28,16 @@ $(PIP_STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@command -v java >/dev/null || echo "note: no Java found; PySpark needs a JRE 17+ (apt-get install openjdk-17-jre-headless)"
 	touch $@
 
+# The FeatureReader's native decoder (recsys/features/_decode.c): needs gcc and the Python headers.
+$(NATIVE_STAMP): recsys/features/_decode.c recsys/features/build_native.py $(PIP_STAMP)
+	$(PY) recsys/features/build_native.py
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PIP_STAMP) $(NODE_STAMP)
+install: $(PIP_STAMP) $(NATIVE_STAMP) $(NODE_STAMP)
 
 demo: install
 	$(PY) -m recsys --stage $(STAGE) demo
@@ -64,4 +70,4 @@ lock:
 	$(PY) -m pip freeze --exclude-editable | sort > constraints.txt
 
 clean: down
-	rm -rf $(VENV) node_modules cdk.out build .local .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules cdk.out build .local .pytest_cache .hypothesis recsys/features/_decode*.so

@@ -29,6 +29,7 @@ from constructs import Construct
 
 from recsys.config import StageConfig
 from recsys.pipeline.steps import Step
+from stacks.constructs.bundling import image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.constructs.pipeline_step import (
     SAGEMAKER_TRANSIENT_ERRORS,
@@ -44,10 +45,10 @@ from stacks.serving import ServingStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The images' build context is the repository root; only what each Dockerfile copies is staged (and hashed).
-PROCESSING_CONTEXT = ["*", "!recsys", "!requirements.txt", "!containers/processing/Dockerfile",
-                      "!containers/processing/job.py", "**/__pycache__", "**/*.pyc"]
-TRAINING_CONTEXT = ["*", "!recsys", "!containers/training/Dockerfile", "!containers/training/requirements.txt",
-                    "!containers/training/train.py", "**/__pycache__", "**/*.pyc"]
+PROCESSING_CONTEXT = image_context("recsys", "requirements.txt", "containers/processing/Dockerfile",
+                                   "containers/processing/job.py")
+TRAINING_CONTEXT = image_context("recsys", "containers/training/Dockerfile", "containers/training/requirements.txt",
+                                 "containers/training/train.py")
 PROCESSING_INPUT = "/opt/ml/processing/input/interactions"
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
 INGEST_SCRIPT = "/opt/program/recsys/pipeline/ingest_job.py"

@@ -22,6 +22,7 @@ event applied so far; they are the values at the latest event.
 from __future__ import annotations
 
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ import redis
 from recsys.config import PitFeatureConfig
 from recsys.events import KNOWN_EVENT_TYPES
 from recsys.features import layout
+from recsys.features import native as native_decoder
 from recsys.features.spec import DAY, PIT_FEATURES, features_of, item_row_features
 from recsys.features.writer import AFFINITY_EPOCH
 from recsys.store import Batch, Store, is_cluster
@@ -46,6 +48,7 @@ CATALOG_DTYPE = np.dtype([
     ("price", ">f4"), ("created", ">f8"), ("flags", ">u4"),
 ])
 ITEM_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in item_row_features())
+Buffer = bytes | bytearray | memoryview
 CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
 KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
 FLAG_TABLE_MAX_BUCKETS = 16  # a ring's flag table has N^2 (N + 1)^2 flags: 0.6 MB of floats per kind at 16
@@ -91,7 +94,9 @@ class FeatureSnapshot:
 
 
 class FeatureReader:
-    def __init__(self, redis: Store, config: PitFeatureConfig) -> None:
+    def __init__(self, redis: Store, config: PitFeatureConfig, native: bool = True) -> None:
+        """`native`: decode item records with the compiled decoder when it is built (recsys.features.native);
+        False: always with numpy (the same values, slower)."""
         self.redis = redis
         self.config = config
         self.item_layout = layout.record_layout("item", config)
@@ -99,48 +104,60 @@ class FeatureReader:
         self._item_dtype = np.dtype(
             CATALOG_DTYPE.descr + [("counters", ">u4", (self.item_layout.words,))])
         self._half_life_s = config.affinity_half_life_days * DAY
-        self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part))
-        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
+        use_native = native and native_decoder.ItemDecoder is not None
+        self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part),
+                                     use_native)
+        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part),
+                                        use_native)
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
+        self._native = (
+            native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS))
+            if use_native else None
+        )
+        self._replies = _NativeReplies() if self._native is not None and not is_cluster(redis) else None
 
     def read(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> FeatureSnapshot:
         """The features of `user_id` and of each of `item_ids` (duplicates once) at `now` (default: the clock)."""
         now = time.time() if now is None else float(now)
-        ids = list(dict.fromkeys(item_ids))
         user_keys = [layout.user_key(user_id, part) for part in _USER_PARTS]
         if is_cluster(self.redis):
+            ids = list(dict.fromkeys(item_ids))
             batch = Batch(self.redis)
             for key in user_keys:
                 batch.command("HGETALL", key)
             items = batch.multi_get([self._item_keys.key(item_id) for item_id in ids])
             results = batch.execute()
             hashes, values = results[: len(user_keys)], items.values(results)
-        else:
-            commands = [_packed("HGETALL", key) for key in user_keys]
-            if ids:
-                commands.append(self._item_keys.packed_mget(ids))
-            replies = _exchange(self.redis, commands)
-            hashes = [_as_dict(reply) for reply in replies[: len(user_keys)]]
-            values = replies[len(user_keys)] if ids else []
-        return self._decode(hashes, ids, values, now)
+            return self._decode(hashes, ids, _join(values, self.item_layout.size), now)
+        commands = [_packed("HGETALL", key) for key in user_keys]
+        ids = []
+        if item_ids:
+            request, ids = self._item_keys.packed_unique_mget(item_ids)
+            commands.append(request)
+        replies, joined = _exchange(self.redis, commands, len(ids), self.item_layout.size, self._replies)
+        return self._decode([_as_dict(reply) for reply in replies], ids, joined, now)
 
-    def _decode(self, hashes: list[dict[bytes, bytes]], ids: list[str], values: list[bytes | None],
-                now: float) -> FeatureSnapshot:
-        """The snapshot from the user's hashes and the item records (the creators' are fetched or cached)."""
+    def _decode(self, hashes: list[dict[bytes, bytes]], ids: list[str], joined: Buffer, now: float) -> FeatureSnapshot:
+        """The snapshot from the user's hashes and the item records end to end (the creators' are fetched or
+        cached)."""
         counts, recent, affinity, profile = hashes
-        joined = _join(values, self.item_layout.size)
         records = np.frombuffer(joined, dtype=self._item_dtype)
 
         scores = self._affinity_scores(affinity, now)
         user = self._user(counts, recent, scores, profile, now)
+        keys, found = _affinity_table(scores)
+        topics = np.array([layout.name_hash(t) for t in _profile_topics(profile)], dtype=np.int64)
         matrix = np.zeros((len(ids), len(ITEM_COLUMNS)))
         columns = {name: matrix[:, i] for i, name in enumerate(ITEM_COLUMNS)}
-        self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
-        self._catalog(records, now, columns)
+        if self._native is not None:
+            self._native.decode(joined, math.floor(now), now, keys, found, topics, matrix)
+        else:
+            self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
+            self._catalog(records, now, columns)
+            self._affinities(records, keys, found, topics, columns)
         self._creator_features(records["creator"], now, columns)
-        self._affinities(records, scores, profile, columns)
         return FeatureSnapshot(user, ItemFeatures(ids, matrix), now)
 
     def _counters(self, record: layout.RecordLayout, counters: np.ndarray, now: float,
@@ -209,23 +226,15 @@ class FeatureReader:
             batch = Batch(self.redis)
             request = batch.multi_get([self._creator_keys.key(creator) for creator in creators])
             values = request.values(batch.execute())
-        else:
-            values = _exchange(self.redis, [self._creator_keys.packed_mget(creators)])[0]
-        return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
+            return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
+        _, joined = _exchange(self.redis, [self._creator_keys.packed_mget(creators)], len(creators),
+                              self.creator_layout.size, self._replies)
+        return _counter_words(joined, self.creator_layout)
 
-    def _affinities(self, records: np.ndarray, scores: dict[str, dict[str, float]], profile: dict[bytes, bytes],
+    def _affinities(self, records: np.ndarray, keys: np.ndarray, found: np.ndarray, topics: np.ndarray,
                     columns: dict[str, np.ndarray]) -> None:
-        """One sorted lookup for all three kinds: each kind's hashes are salted apart (see _AFFINITY_SALTS)."""
-        hashes: list[int] = []
-        values: list[float] = []
-        for kind, entries in scores.items():
-            salt = _AFFINITY_SALTS[kind]
-            hashes += [layout.name_hash(name) ^ salt for name in entries]
-            values += entries.values()
-        if hashes:
-            keys = np.array(hashes, dtype=np.int64)
-            order = np.argsort(keys)
-            keys, found = keys[order], np.array(values)[order]
+        """The user-item features: one sorted lookup (`_affinity_table`) for all three kinds, and the profile match."""
+        if len(keys):
             query = np.empty((len(records), layout.MAX_TOPICS + 2), dtype=np.int64)
             query[:, :layout.MAX_TOPICS] = records["topics"]
             query[:, layout.MAX_TOPICS] = records["creator"] ^ np.int64(_AFFINITY_SALTS["c"])
@@ -243,10 +252,8 @@ class FeatureReader:
             columns["affinity_topic"][:] = matched[:, :layout.MAX_TOPICS].sum(axis=1)
             columns["affinity_creator"][:] = matched[:, layout.MAX_TOPICS]
             columns["affinity_franchise"][:] = matched[:, layout.MAX_TOPICS + 1]
-        topics = _profile_topics(profile)
-        if topics:
-            wanted = np.array([layout.name_hash(t) for t in topics], dtype=np.int64)
-            columns["profile_topic_match"][:] = np.isin(records["topics"].astype(np.int64), wanted).sum(axis=1)
+        if len(topics):
+            columns["profile_topic_match"][:] = np.isin(records["topics"].astype(np.int64), topics).sum(axis=1)
 
     def _affinity_scores(self, affinity: dict[bytes, bytes], now: float) -> dict[str, dict[str, float]]:
         """kind ("t", "c", "f") -> {name: decayed score at `now`}."""
@@ -376,6 +383,20 @@ def _counter_plan(record: layout.RecordLayout) -> _CounterPlan:
     )
 
 
+def _affinity_table(scores: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The user's affinities of all three kinds as one sorted table: salted name hashes (see _AFFINITY_SALTS) and
+    their scores."""
+    hashes: list[int] = []
+    values: list[float] = []
+    for kind, entries in scores.items():
+        salt = _AFFINITY_SALTS[kind]
+        hashes += [layout.name_hash(name) ^ salt for name in entries]
+        values += entries.values()
+    keys = np.array(hashes, dtype=np.int64)
+    order = np.argsort(keys)
+    return keys[order], np.array(values, dtype=np.float64)[order]
+
+
 def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
     raw = profile.get(b"TOPICS")
     if not raw:
@@ -387,9 +408,18 @@ class _KeyChunks:
     """Item id (or creator hash) -> its key as a RESP bulk string, kept across reads: packing 1,000 keys anew costs
     more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts."""
 
-    def __init__(self, key: Callable[[Any], str]) -> None:
+    def __init__(self, key: Callable[[Any], str], native: bool) -> None:
         self.key = key
         self._chunks: dict[Any, bytes] = {}
+        self._pack = native_decoder.pack_mget if native else None
+
+    def packed_unique_mget(self, ids: Sequence[Any]) -> tuple[bytes, list[Any]]:
+        """The MGET of the keys of `ids`, each once, and those ids in first-seen order (in one pass natively)."""
+        packed = self._pack(ids, self._chunks) if self._pack is not None else None
+        if packed is not None:
+            return packed
+        unique = list(dict.fromkeys(ids))
+        return self.packed_mget(unique), unique
 
     def packed_mget(self, ids: Sequence[Any]) -> bytes:
         chunks = self._chunks
@@ -455,8 +485,13 @@ def _packed(*args: str) -> bytes:
     return b"*%d\r\n%s" % (len(encoded), b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded))
 
 
-def _exchange(client: redis.Redis, commands: list[bytes]) -> list[Any]:
+def _exchange(client: redis.Redis, commands: list[bytes], records: int, record_size: int,
+              scratch: _NativeReplies | None) -> tuple[list[Any], Buffer]:
     """Send packed `commands` in one write and read their replies: one round trip on one pooled connection.
+
+    When `records` > 0 the last command is an MGET of that many records: its reply comes back as the records end to
+    end (see `_join`), the other replies as a list. With `scratch` (the native decoder is built) the replies are
+    parsed by it from one reused buffer, without one Python object per record; else by redis-py's parser.
 
     Connection errors disconnect and retry per the client's retry policy (reads are idempotent); an error reply
     is raised once every reply has been read, so the connection stays in step.
@@ -465,23 +500,72 @@ def _exchange(client: redis.Redis, commands: list[bytes]) -> list[Any]:
     connection = pool.get_connection()
     payload = b"".join(commands)
 
-    def exchange() -> list[Any]:
+    def exchange() -> tuple[list[Any], Buffer]:
         connection.send_packed_command([payload])
-        replies, error = [], None
-        for _ in commands:
-            try:
-                replies.append(connection.read_response(disable_decoding=True))
-            except redis.ResponseError as exc:
-                replies.append(None)
-                error = error or exc
+        if scratch is not None:
+            replies, joined = scratch.read(connection, len(commands), records, record_size)
+        else:
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response(disable_decoding=True))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            joined = b""
+        error = next((reply for reply in replies if isinstance(reply, redis.ResponseError)), None)
         if error is not None:
             raise error
-        return replies
+        if records and scratch is None:
+            return replies[:-1], _join(replies[-1], record_size)
+        return (replies[:-1] if records else replies), joined
 
     try:
         return connection.retry.call_with_retry(exchange, lambda _error: connection.disconnect())
     finally:
         pool.release(connection)
+
+
+class _NativeReplies:
+    """Replies (RESP2 or RESP3) parsed by the native decoder, read straight from redis-py's socket (TLS included) into buffers kept
+    per thread, so a read allocates nothing per record and no 400 KB buffer anew (large allocations are what
+    made reads slow when glibc returned the memory between them)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def read(self, connection: redis.connection.AbstractConnection, count: int, records: int,
+             record_size: int) -> tuple[list[Any], memoryview]:
+        local = self._local
+        buffer = getattr(local, "replies", None) or bytearray(1 << 16)
+        length = 0
+        scanner = native_decoder.ReplyScanner(count)
+        try:
+            while (end := scanner.feed(buffer, length)) < 0:
+                if length == len(buffer):
+                    buffer = bytearray(buffer) + bytearray(len(buffer))  # a new one: views of the old may be alive
+                got = connection._sock.recv_into(memoryview(buffer)[length:])  # type: ignore[union-attr]
+                if not got:
+                    raise redis.ConnectionError("Connection closed by server.")
+                length += got
+            if end != length:
+                raise redis.ConnectionError(f"{length - end} bytes after the replies: the connection is out of step")
+            local.replies = buffer
+            out = getattr(local, "records", None)
+            if out is None or len(out) < records * record_size:
+                out = local.records = bytearray(max(records * record_size, 1 << 16))
+            joined = memoryview(out)[:records * record_size]
+            replies = native_decoder.parse_replies(memoryview(buffer)[:length], count, count - 1 if records else -1,
+                                                   record_size, joined, redis.ResponseError)
+        except socket.timeout as exc:
+            connection.disconnect()
+            raise redis.TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") from exc
+        except (OSError, ValueError) as exc:  # ValueError: not a reply (the connection is out of step)
+            connection.disconnect()
+            raise redis.ConnectionError(f"Error reading from {connection.host}:{connection.port}: {exc}") from exc
+        except BaseException:
+            connection.disconnect()
+            raise
+        return replies, joined
 
 
 def _as_dict(reply: Any) -> dict[bytes, bytes]:
@@ -506,7 +590,7 @@ def _join(values: list[bytes | None], size: int) -> bytes:
     return joined
 
 
-def _counter_words(joined: bytes, record: layout.RecordLayout) -> np.ndarray:
+def _counter_words(joined: Buffer, record: layout.RecordLayout) -> np.ndarray:
     """The counters of joined records as native uint32, one row per record (one conversion for all)."""
     words = np.frombuffer(joined, dtype=">u4").reshape(-1, record.size // 4)
     return words[:, record.base:].astype(np.uint32)

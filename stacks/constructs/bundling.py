@@ -38,7 +38,15 @@ RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "py
 # Bump to force every bundle to be rebuilt after a change to how bundles are laid out.
 _LAYOUT_VERSION = "3"
 _SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Built on this machine, for its Python: no image build context takes them (a .so would not match the image's).
+HOST_BUILD_OUTPUTS = ("**/__pycache__", "**/*.pyc", "**/*.so")
+# .so: a native module built here is for this machine, not for Lambda's ARM64 Python 3.12
+_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".so")
+
+
+def image_context(*paths: str) -> list[str]:
+    """Docker-style excludes for a build context at the repository root that stages only `paths`."""
+    return ["*", *(f"!{path}" for path in paths), *HOST_BUILD_OUTPUTS]
 
 
 def _requirement_name(line: str) -> str:

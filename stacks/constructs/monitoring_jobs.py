@@ -23,20 +23,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from recsys.config import StageConfig
+from stacks.constructs.bundling import image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The image's build context is the repository root; only what the Dockerfile copies goes into it.
-IMAGE_CONTEXT_EXCLUDES = [
-    "*",
-    "!recsys/**",
-    "!requirements.txt",
-    "!requirements-dev.txt",
-    "!containers/monitoring/**",
-    "**/__pycache__",
-    "**/*.pyc",
-]
+IMAGE_CONTEXT_EXCLUDES = image_context("recsys/**", "requirements.txt", "requirements-dev.txt", "containers/monitoring/**")
 _ENI_ACTIONS = [
     "ec2:CreateNetworkInterface",
     "ec2:CreateNetworkInterfacePermission",

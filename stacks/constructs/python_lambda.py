@@ -23,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from recsys.config import LambdaConfig, StageConfig
-from stacks.constructs.bundling import ARCHITECTURE, REPO_ROOT, RUNTIME, python_code
+from stacks.constructs.bundling import ARCHITECTURE, REPO_ROOT, RUNTIME, image_context, python_code
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
 
@@ -50,7 +50,7 @@ class ContainerImage:
             str(REPO_ROOT),
             file=self.dockerfile,
             cmd=[f"lambdas.{handler}.handler.{entry}"],
-            exclude=["*", *(f"!{path}" for path in self.context), "**/__pycache__", "**/*.pyc"],
+            exclude=image_context(*self.context),
             ignore_mode=IgnoreMode.DOCKER,
             platform=ecr_assets.Platform.LINUX_ARM64,
         )

@@ -26,22 +26,20 @@ from constructs import Construct
 
 from recsys.config import StageConfig, VariantConfig
 from recsys.pipeline.run import PIPELINE_PREFIX
+from stacks.constructs.bundling import image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "containers/inference/Dockerfile"
 # The image's build context is the repository root; only what the Dockerfile copies is staged (and hashed).
-IMAGE_CONTEXT = [
-    "*",
-    "!recsys",
-    "!containers/inference/Dockerfile",
-    "!containers/inference/requirements.txt",
-    "!containers/inference/server.py",
-    "!containers/inference/serve",
-    "**/__pycache__",
-    "**/*.pyc",
-]
+IMAGE_CONTEXT = image_context(
+    "recsys",
+    "containers/inference/Dockerfile",
+    "containers/inference/requirements.txt",
+    "containers/inference/server.py",
+    "containers/inference/serve",
+)
 # What SageMaker needs to place a model's network interfaces in the VPC; none supports resource-level scoping.
 _VPC_ACTIONS = [
     "ec2:CreateNetworkInterface",

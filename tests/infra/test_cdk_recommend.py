@@ -232,6 +232,8 @@ def test_both_recommend_functions_run_from_one_arm64_image_with_their_own_comman
         context = _image_asset_dir(dev, function_id)
         assert (context / "lambdas/recommend/Dockerfile").is_file() and (context / "recsys/recommend").is_dir()
         assert not (context / "node_modules").exists() and not (context / ".venv").exists()
+        # the image compiles the native decoder for its own Python: the host's build is not staged
+        assert (context / "recsys/features/_decode.c").is_file() and not list(context.rglob("*.so"))
     names = dev.config.names
     assert commands == {
         names.function("recommend"): ["lambdas.recommend.handler.handler"],

@@ -21,10 +21,20 @@ def redis_py_packing(*args: str) -> bytes:
 
 @given(ids)
 def test_a_packed_mget_is_the_redis_protocol_of_the_keys(item_ids):
-    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1")
+    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1", native=False)
     expected = redis_py_packing("MGET", *[f"pit:{{i:{i}}}:r1" for i in item_ids])
     assert chunks.packed_mget(item_ids) == expected
     assert chunks.packed_mget(item_ids) == expected  # from the kept chunks
+
+
+@pytest.mark.parametrize("native", [True, False])
+@given(item_ids=st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40]), min_size=1, max_size=12))
+def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", native=native)
+    unique = list(dict.fromkeys(item_ids))
+    expected = (redis_py_packing("MGET", *[f"k:{i}" for i in unique]), unique)
+    assert chunks.packed_unique_mget(item_ids) == expected
+    assert chunks.packed_unique_mget(item_ids) == expected  # natively once every key is kept
 
 
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4))
@@ -34,7 +44,7 @@ def test_a_packed_command_is_the_redis_protocol_of_its_arguments(args):
 
 def test_the_key_cache_restarts_when_full_and_stays_right(monkeypatch):
     monkeypatch.setattr(reader, "KEY_CACHE_ENTRIES", 3)
-    chunks = _KeyChunks(lambda item_id: f"k:{item_id}")
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", native=False)
     chunks.packed_mget(["a", "b"])
     assert len(chunks._chunks) == 2
     assert chunks.packed_mget(["c", "d"]) == redis_py_packing("MGET", "k:c", "k:d")
@@ -43,5 +53,5 @@ def test_the_key_cache_restarts_when_full_and_stays_right(monkeypatch):
 
 @pytest.mark.parametrize("creator", [1, -5, 2**63 - 1])
 def test_creator_hashes_are_kept_as_keys_too(creator):
-    chunks = _KeyChunks(lambda value: f"c:{value}")
+    chunks = _KeyChunks(lambda value: f"c:{value}", native=False)
     assert chunks.packed_mget([creator]) == redis_py_packing("MGET", f"c:{creator}")

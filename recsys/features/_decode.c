@@ -1,0 +1,854 @@
+/* The FeatureReader's native item decoder: item records (recsys.features.layout) -> rows of the feature matrix.
+ *
+ * It computes what FeatureReader's numpy path computes (totals, window sums, catalog, affinities, profile
+ * match), in one pass over the records with no temporary arrays: the numpy path spends most of a 1,000-item
+ * read in small array operations. Everything it needs to know about the layout comes from a plan built in
+ * Python from the spec (recsys.features.native.decoder_plan), so the spec stays the one declaration.
+ * tests/unit/features/test_native_decoder.py checks both paths give the same matrix on arbitrary records.
+ * Build: python recsys/features/build_native.py (make install does it).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_TOTALS 32
+#define MAX_RINGS 8
+#define MAX_KINDS 8
+#define MAX_TOPICS 16
+
+typedef struct {
+    Py_ssize_t word;
+    Py_ssize_t column;
+} Total;
+
+typedef struct {
+    Py_ssize_t head;  /* word of the ring's head; its slots follow */
+    int64_t bucket_seconds;
+    int64_t buckets;
+    Py_ssize_t slot_words;
+    Py_ssize_t columns[MAX_KINDS];  /* column of each kind's window sum, -1: none */
+} Ring;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t record_size, counter_offset, columns;
+    Py_ssize_t n_totals, n_rings;
+    Total totals[MAX_TOTALS];
+    Ring rings[MAX_RINGS];
+    Py_ssize_t creator_offset, franchise_offset, topics_offset, max_topics, price_offset, created_offset,
+        flags_offset;
+    uint32_t flag_known, flag_paid, flag_animated;
+    Py_ssize_t price_column, paid_column, animated_column, age_column;
+    Py_ssize_t affinity_topic_column, affinity_creator_column, affinity_franchise_column, profile_match_column;
+    int64_t creator_salt, franchise_salt;
+    double day_seconds;
+} ItemDecoder;
+
+static inline uint32_t be32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
+}
+
+static inline int64_t be_i64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v = __builtin_bswap64(v);
+    int64_t s;
+    memcpy(&s, &v, 8);
+    return s;
+}
+
+static inline double be_f64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v = __builtin_bswap64(v);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+static inline float be_f32(const unsigned char *p) {
+    uint32_t v = be32(p);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+static inline int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static inline int64_t floor_mod(int64_t a, int64_t b) {
+    int64_t r = a % b;
+    return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
+}
+
+/* ---- plan parsing: every field comes from a dict built by recsys.features.native.decoder_plan ---- */
+
+static int plan_ssize(PyObject *plan, const char *name, Py_ssize_t *out) {
+    PyObject *value = PyDict_GetItemString(plan, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_KeyError, "decoder plan has no '%s'", name);
+        return -1;
+    }
+    *out = PyLong_AsSsize_t(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int plan_i64(PyObject *plan, const char *name, int64_t *out) {
+    PyObject *value = PyDict_GetItemString(plan, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_KeyError, "decoder plan has no '%s'", name);
+        return -1;
+    }
+    *out = PyLong_AsLongLong(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *plan_sequence(PyObject *plan, const char *name, Py_ssize_t limit) {
+    PyObject *value = PyDict_GetItemString(plan, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_KeyError, "decoder plan has no '%s'", name);
+        return NULL;
+    }
+    PyObject *items = PySequence_Fast(value, "decoder plan: expected a sequence");
+    if (items != NULL && PySequence_Fast_GET_SIZE(items) > limit) {
+        PyErr_Format(PyExc_ValueError, "decoder plan: '%s' has more than %zd entries", name, limit);
+        Py_DECREF(items);
+        return NULL;
+    }
+    return items;
+}
+
+static int check_column(ItemDecoder *self, Py_ssize_t column, int allow_none) {
+    if ((allow_none && column == -1) || (column >= 0 && column < self->columns))
+        return 0;
+    PyErr_Format(PyExc_ValueError, "decoder plan: column %zd is outside 0..%zd", column, self->columns - 1);
+    return -1;
+}
+
+static int check_span(ItemDecoder *self, Py_ssize_t offset, Py_ssize_t bytes, const char *what) {
+    if (offset >= 0 && offset + bytes <= self->record_size)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "decoder plan: %s (bytes %zd..%zd) is outside the %zd-byte record", what, offset,
+                 offset + bytes, self->record_size);
+    return -1;
+}
+
+static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
+    PyObject *plan;
+    static char *keywords[] = {"plan", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", keywords, &PyDict_Type, &plan))
+        return -1;
+    int64_t flags[3];
+    if (plan_ssize(plan, "record_size", &self->record_size) || plan_ssize(plan, "counter_offset", &self->counter_offset)
+        || plan_ssize(plan, "columns", &self->columns) || plan_ssize(plan, "creator_offset", &self->creator_offset)
+        || plan_ssize(plan, "franchise_offset", &self->franchise_offset)
+        || plan_ssize(plan, "topics_offset", &self->topics_offset) || plan_ssize(plan, "max_topics", &self->max_topics)
+        || plan_ssize(plan, "price_offset", &self->price_offset)
+        || plan_ssize(plan, "created_offset", &self->created_offset)
+        || plan_ssize(plan, "flags_offset", &self->flags_offset) || plan_i64(plan, "flag_known", &flags[0])
+        || plan_i64(plan, "flag_paid", &flags[1]) || plan_i64(plan, "flag_animated", &flags[2])
+        || plan_ssize(plan, "price_column", &self->price_column) || plan_ssize(plan, "paid_column", &self->paid_column)
+        || plan_ssize(plan, "animated_column", &self->animated_column)
+        || plan_ssize(plan, "age_column", &self->age_column)
+        || plan_ssize(plan, "affinity_topic_column", &self->affinity_topic_column)
+        || plan_ssize(plan, "affinity_creator_column", &self->affinity_creator_column)
+        || plan_ssize(plan, "affinity_franchise_column", &self->affinity_franchise_column)
+        || plan_ssize(plan, "profile_match_column", &self->profile_match_column)
+        || plan_i64(plan, "creator_salt", &self->creator_salt) || plan_i64(plan, "franchise_salt", &self->franchise_salt))
+        return -1;
+    int64_t day_seconds;
+    if (plan_i64(plan, "day_seconds", &day_seconds))
+        return -1;
+    self->day_seconds = (double)day_seconds;
+    self->flag_known = (uint32_t)flags[0];
+    self->flag_paid = (uint32_t)flags[1];
+    self->flag_animated = (uint32_t)flags[2];
+    if (self->record_size <= 0 || self->columns <= 0 || self->max_topics < 0 || self->max_topics > MAX_TOPICS) {
+        PyErr_SetString(PyExc_ValueError, "decoder plan: record_size and columns must be > 0, max_topics 0..16");
+        return -1;
+    }
+    if (check_span(self, self->creator_offset, 8, "creator") || check_span(self, self->franchise_offset, 8, "franchise")
+        || check_span(self, self->topics_offset, 8 * self->max_topics, "topics")
+        || check_span(self, self->price_offset, 4, "price") || check_span(self, self->created_offset, 8, "created")
+        || check_span(self, self->flags_offset, 4, "flags"))
+        return -1;
+    Py_ssize_t catalog_columns[] = {self->price_column, self->paid_column, self->animated_column, self->age_column,
+                                    self->affinity_topic_column, self->affinity_creator_column,
+                                    self->affinity_franchise_column, self->profile_match_column};
+    for (size_t c = 0; c < sizeof catalog_columns / sizeof catalog_columns[0]; c++)
+        if (check_column(self, catalog_columns[c], 0))
+            return -1;
+    Py_ssize_t counter_words = (self->record_size - self->counter_offset) / 4;
+
+    PyObject *totals = plan_sequence(plan, "totals", MAX_TOTALS);
+    if (totals == NULL)
+        return -1;
+    self->n_totals = PySequence_Fast_GET_SIZE(totals);
+    for (Py_ssize_t t = 0; t < self->n_totals; t++) {
+        Total *total = &self->totals[t];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(totals, t), "nn", &total->word, &total->column)
+            || check_column(self, total->column, 0)) {
+            Py_DECREF(totals);
+            return -1;
+        }
+        if (total->word < 0 || total->word >= counter_words) {
+            PyErr_Format(PyExc_ValueError, "decoder plan: total word %zd is outside the counters", total->word);
+            Py_DECREF(totals);
+            return -1;
+        }
+    }
+    Py_DECREF(totals);
+
+    PyObject *rings = plan_sequence(plan, "rings", MAX_RINGS);
+    if (rings == NULL)
+        return -1;
+    self->n_rings = PySequence_Fast_GET_SIZE(rings);
+    for (Py_ssize_t r = 0; r < self->n_rings; r++) {
+        Ring *ring = &self->rings[r];
+        PyObject *columns;
+        long long bucket_seconds, buckets;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(rings, r), "nLLnO", &ring->head, &bucket_seconds, &buckets,
+                              &ring->slot_words, &columns)) {
+            Py_DECREF(rings);
+            return -1;
+        }
+        ring->bucket_seconds = bucket_seconds;
+        ring->buckets = buckets;
+        if (bucket_seconds <= 0 || buckets <= 0 || ring->slot_words <= 0 || ring->slot_words > MAX_KINDS
+            || ring->head < 0 || ring->head + 1 + buckets * ring->slot_words > counter_words) {
+            PyErr_Format(PyExc_ValueError, "decoder plan: ring %zd does not fit the counters", r);
+            Py_DECREF(rings);
+            return -1;
+        }
+        PyObject *kinds = PySequence_Fast(columns, "decoder plan: a ring's columns must be a sequence");
+        if (kinds == NULL || PySequence_Fast_GET_SIZE(kinds) != ring->slot_words) {
+            if (kinds != NULL)
+                PyErr_Format(PyExc_ValueError, "decoder plan: ring %zd needs one column per kind", r);
+            Py_XDECREF(kinds);
+            Py_DECREF(rings);
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < ring->slot_words; k++) {
+            ring->columns[k] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(kinds, k));
+            if ((ring->columns[k] == -1 && PyErr_Occurred()) || check_column(self, ring->columns[k], 1)) {
+                Py_DECREF(kinds);
+                Py_DECREF(rings);
+                return -1;
+            }
+        }
+        Py_DECREF(kinds);
+    }
+    Py_DECREF(rings);
+    return 0;
+}
+
+/* ---- decoding ---- */
+
+typedef struct {
+    const int64_t *keys;  /* sorted */
+    const double *values;
+    Py_ssize_t n;
+    uint64_t prefilter[1 << 10];  /* bit (key & 0xFFFF): most items' hashes are not the user's */
+} Affinities;
+
+static double affinity(const Affinities *table, int64_t key) {
+    uint64_t low = (uint64_t)key & 0xFFFF;
+    if (!(table->prefilter[low >> 6] >> (low & 63) & 1))
+        return 0.0;
+    Py_ssize_t lo = 0, hi = table->n;  /* the first key >= `key`, as numpy's searchsorted(side="left") */
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (table->keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < table->n && table->keys[lo] == key) ? table->values[lo] : 0.0;
+}
+
+static void decode_counters(const ItemDecoder *self, const unsigned char *counters, int64_t second, double *row) {
+    for (Py_ssize_t t = 0; t < self->n_totals; t++)
+        row[self->totals[t].column] = (double)be32(counters + 4 * self->totals[t].word);
+    for (Py_ssize_t r = 0; r < self->n_rings; r++) {
+        const Ring *ring = &self->rings[r];
+        int64_t head = be32(counters + 4 * ring->head);
+        if (head == 0)  /* an empty ring */
+            continue;
+        /* the run of bucket ages a read at `second` counts, as reader._counted_run */
+        int64_t n = ring->buckets, head_bucket = floor_div(head, ring->bucket_seconds);
+        int64_t read_bucket = floor_div(second, ring->bucket_seconds);
+        int64_t lead = head_bucket - read_bucket;
+        int64_t last_second = (read_bucket + 1) * ring->bucket_seconds - 1;
+        int64_t first = (lead > 0 ? lead : 0) + ((head < last_second ? head : last_second) > second);
+        int64_t end = (lead < 0 ? lead : 0) + n;
+        if (first > n)
+            first = n;
+        uint64_t sums[MAX_KINDS] = {0};
+        const unsigned char *slots = counters + 4 * (ring->head + 1);
+        /* the slot of age a is (head slot - a) mod n: walk down from the first age's, wrapping once */
+        int64_t slot = first < end ? floor_mod(floor_mod(head_bucket, n) - first, n) : 0;
+        for (int64_t age = first; age < end; age++) {
+            const unsigned char *words = slots + 4 * slot * ring->slot_words;
+            for (Py_ssize_t k = 0; k < ring->slot_words; k++)
+                sums[k] += be32(words + 4 * k);
+            slot = slot == 0 ? n - 1 : slot - 1;
+        }
+        for (Py_ssize_t k = 0; k < ring->slot_words; k++)
+            if (ring->columns[k] >= 0)
+                row[ring->columns[k]] = (double)sums[k];
+    }
+}
+
+static void decode_catalog(const ItemDecoder *self, const unsigned char *record, double now, const Affinities *table,
+                           const int64_t *profile, Py_ssize_t n_profile, double *row) {
+    uint32_t flags = be32(record + self->flags_offset);
+    int known = (flags & self->flag_known) != 0;
+    row[self->price_column] = known ? (double)be_f32(record + self->price_offset) : 0.0;
+    row[self->paid_column] = (flags & self->flag_paid) ? 1.0 : 0.0;
+    row[self->animated_column] = (flags & self->flag_animated) ? 1.0 : 0.0;
+    double created = be_f64(record + self->created_offset);
+    row[self->age_column] = (known && isfinite(created) && created <= now) ? (now - created) / self->day_seconds : -1.0;
+
+    if (table->n > 0) {
+        double topics = 0.0;
+        for (Py_ssize_t t = 0; t < self->max_topics; t++)
+            topics += affinity(table, be_i64(record + self->topics_offset + 8 * t));
+        row[self->affinity_topic_column] = topics;
+        row[self->affinity_creator_column] =
+            affinity(table, be_i64(record + self->creator_offset) ^ self->creator_salt);
+        row[self->affinity_franchise_column] =
+            affinity(table, be_i64(record + self->franchise_offset) ^ self->franchise_salt);
+    }
+    if (n_profile > 0) {
+        int matches = 0;
+        for (Py_ssize_t t = 0; t < self->max_topics; t++) {
+            int64_t topic = be_i64(record + self->topics_offset + 8 * t);
+            for (Py_ssize_t p = 0; p < n_profile; p++)
+                if (profile[p] == topic) {
+                    matches++;
+                    break;
+                }
+        }
+        row[self->profile_match_column] = matches;
+    }
+}
+
+static PyObject *ItemDecoder_decode(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"records", "second", "now", "affinity_keys", "affinity_values", "profile", "out", NULL};
+    Py_buffer records, keys, values, profile, out;
+    long long second;
+    double now;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*Ldy*y*y*w*", keywords, &records, &second, &now, &keys, &values,
+                                     &profile, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = records.len / self->record_size;
+    Affinities *table = NULL;
+    if (records.len % self->record_size != 0) {
+        PyErr_Format(PyExc_ValueError, "records: %zd bytes is not a whole number of %zd-byte records", records.len,
+                     self->record_size);
+        goto done;
+    }
+    if (out.len != n * self->columns * (Py_ssize_t)sizeof(double)) {
+        PyErr_Format(PyExc_ValueError, "out: %zd bytes, expected %zd records x %zd float64 columns", out.len, n,
+                     self->columns);
+        goto done;
+    }
+    if (keys.len % 8 != 0 || keys.len != values.len || profile.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "affinity_keys (int64), affinity_values (float64) must match; profile is int64 hashes");
+        goto done;
+    }
+    table = PyMem_Calloc(1, sizeof(Affinities));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    table->keys = keys.buf;
+    table->values = values.buf;
+    table->n = keys.len / 8;
+    for (Py_ssize_t k = 0; k < table->n; k++) {
+        uint64_t low = (uint64_t)table->keys[k] & 0xFFFF;
+        table->prefilter[low >> 6] |= (uint64_t)1 << (low & 63);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *record = (const unsigned char *)records.buf + i * self->record_size;
+        double *row = (double *)out.buf + i * self->columns;
+        decode_counters(self, record + self->counter_offset, second, row);
+        decode_catalog(self, record, now, table, profile.buf, profile.len / 8, row);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(table);
+    PyBuffer_Release(&records);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&profile);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* ---- Replies (RESP2 and RESP3): the reader's single-node round trip, without one Python object per record ---- */
+
+/* The offset of the "\r\n" ending the line that starts at `at`, or -1 if the line is not all in the buffer. */
+static Py_ssize_t line_end(const char *data, Py_ssize_t length, Py_ssize_t at) {
+    const char *found = at < length ? memchr(data + at, '\r', (size_t)(length - at)) : NULL;
+    if (found == NULL || found + 1 >= data + length)
+        return -1;
+    return found - data;
+}
+
+/* The integer of a length or integer line data[at..end), or sets ValueError. */
+static int line_integer(const char *data, Py_ssize_t at, Py_ssize_t end, long long *value) {
+    int negative = at < end && data[at] == '-';
+    Py_ssize_t digits = at + negative;
+    if (digits == end || end - digits > 18) {
+        PyErr_SetString(PyExc_ValueError, "RESP: bad integer");
+        return -1;
+    }
+    long long v = 0;
+    for (Py_ssize_t i = digits; i < end; i++) {
+        if (data[i] < '0' || data[i] > '9') {
+            PyErr_SetString(PyExc_ValueError, "RESP: bad integer");
+            return -1;
+        }
+        v = v * 10 + (data[i] - '0');
+    }
+    *value = negative ? -v : v;
+    return 0;
+}
+
+/* Elements per count of an aggregate type (maps and attributes hold pairs), 0 for other types. */
+static int elements_per_count(char type) {
+    switch (type) {
+    case '*': case '~': case '>': return 1;
+    case '%': case '|': return 2;
+    default: return 0;
+    }
+}
+
+static int is_line_type(char type) { return type && strchr("+-:_#,(", type) != NULL; }
+static int is_blob_type(char type) { return type && strchr("$!=", type) != NULL; }
+
+/* Skips one element at *at (an attribute and the reply it annotates count as one): 1 if it is complete (*at moves
+ * past it), 0 if it is not all in the buffer, -1 on a protocol error. */
+static int skip_element(const char *data, Py_ssize_t length, Py_ssize_t *at, int depth) {
+    if (depth > 16) {
+        PyErr_SetString(PyExc_ValueError, "RESP: replies nested too deep");
+        return -1;
+    }
+    Py_ssize_t end = line_end(data, length, *at);
+    if (end < 0)
+        return 0;
+    char type = data[*at];
+    long long n;
+    if (is_line_type(type)) {
+        *at = end + 2;
+        return 1;
+    }
+    if (!is_blob_type(type) && !elements_per_count(type)) {
+        PyErr_Format(PyExc_ValueError, "RESP: unknown reply type '%c'", (int)type);
+        return -1;
+    }
+    if (line_integer(data, *at + 1, end, &n))
+        return -1;
+    if (is_blob_type(type)) {
+        if (n >= 0 && end + 2 + n + 2 > length)
+            return 0;
+        *at = n < 0 ? end + 2 : end + 2 + n + 2;
+        return 1;
+    }
+    Py_ssize_t position = end + 2;
+    for (long long i = 0; i < n * elements_per_count(type); i++) {
+        int complete = skip_element(data, length, &position, depth + 1);
+        if (complete <= 0)
+            return complete;
+    }
+    *at = position;
+    return type == '|' ? skip_element(data, length, at, depth) : 1;
+}
+
+/* Skips the out-of-band push messages (RESP3 '>') at *at: 1 once at a reply, 0 if a push is not all in. */
+static int skip_pushes(const char *data, Py_ssize_t length, Py_ssize_t *at) {
+    while (*at < length && data[*at] == '>') {
+        int complete = skip_element(data, length, at, 0);
+        if (complete <= 0)
+            return complete;
+    }
+    return *at < length;
+}
+
+/* Skips the attribute (RESP3 '|') annotating the reply at *at, if any; the buffer holds the whole reply. */
+static void skip_attribute(const char *data, Py_ssize_t length, Py_ssize_t *at) {
+    if (data[*at] != '|')
+        return;
+    Py_ssize_t end = line_end(data, length, *at);
+    long long pairs = 0;
+    line_integer(data, *at + 1, end, &pairs);  /* checked by skip_element */
+    *at = end + 2;
+    for (long long i = 0; i < 2 * pairs; i++)
+        skip_element(data, length, at, 1);
+}
+
+/* Finds where `count` replies end in a buffer that grows as bytes arrive, resuming where the last look stopped
+ * (a 400 KB reply arrives in several reads; scanning it again from its start each time cost more than parsing it). */
+#define SCAN_DEPTH 16
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t count, done, at;
+    int depth;
+    long long left[SCAN_DEPTH];  /* elements still to come in each open aggregate */
+    char counts[SCAN_DEPTH];     /* whether the aggregate is an element of its parent (not a push or attribute) */
+} ReplyScanner;
+
+static int ReplyScanner_init(ReplyScanner *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"count", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", keywords, &self->count))
+        return -1;
+    self->done = self->at = 0;
+    self->depth = 0;
+    return 0;
+}
+
+/* An element ended: it closes every aggregate it was the last element of. */
+static void element_done(ReplyScanner *self) {
+    while (self->depth > 0) {
+        if (--self->left[self->depth - 1] > 0)
+            return;
+        self->depth--;
+        if (!self->counts[self->depth])
+            return;
+    }
+    self->done++;
+}
+
+static PyObject *ReplyScanner_feed(ReplyScanner *self, PyObject *args) {
+    Py_buffer buffer;
+    Py_ssize_t length;
+    if (!PyArg_ParseTuple(args, "y*n", &buffer, &length))
+        return NULL;
+    if (length < 0 || length > buffer.len || length < self->at) {
+        PyBuffer_Release(&buffer);
+        return PyErr_Format(PyExc_ValueError, "length %zd is outside the %zd-byte buffer or before the scan", length,
+                            buffer.len);
+    }
+    const char *data = buffer.buf;
+    Py_ssize_t result = -1;
+    while (self->done < self->count) {
+        Py_ssize_t end = line_end(data, length, self->at);
+        if (end < 0)
+            break;
+        char type = data[self->at];
+        long long n = 0;
+        if (!is_line_type(type)) {
+            if (!is_blob_type(type) && !elements_per_count(type)) {
+                PyErr_Format(PyExc_ValueError, "RESP: unknown reply type '%c'", (int)type);
+                break;
+            }
+            if (line_integer(data, self->at + 1, end, &n))
+                break;
+        }
+        if (is_blob_type(type) && n >= 0) {
+            if (end + 2 + n + 2 > length)
+                break;
+            self->at = end + 2 + n + 2;
+            element_done(self);
+        } else if (elements_per_count(type) && n > 0) {
+            if (self->depth == SCAN_DEPTH) {
+                PyErr_SetString(PyExc_ValueError, "RESP: replies nested too deep");
+                break;
+            }
+            self->left[self->depth] = n * elements_per_count(type);
+            self->counts[self->depth] = type != '|' && !(type == '>' && self->depth == 0);
+            self->depth++;
+            self->at = end + 2;
+        } else {  /* a line, a null, an empty aggregate */
+            self->at = end + 2;
+            if (type != '>' || self->depth > 0)  /* an empty push is no reply */
+                element_done(self);
+        }
+    }
+    if (self->done == self->count && !PyErr_Occurred())
+        result = self->at;
+    PyBuffer_Release(&buffer);
+    return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(result);
+}
+
+static PyMethodDef ReplyScanner_methods[] = {
+    {"feed", (PyCFunction)ReplyScanner_feed, METH_VARARGS,
+     "feed(buffer, length) -> int\n"
+     "The offset just past the `count` replies (RESP2 or RESP3; push messages are not replies) at the start of "
+     "buffer[:length], or -1 while they are not all in. Each call resumes where the last stopped: pass the same "
+     "bytes again, with more after them. ValueError on a protocol error."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ReplyScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recsys.features._decode.ReplyScanner",
+    .tp_doc = PyDoc_STR("ReplyScanner(count): finds where `count` replies end, as their bytes arrive"),
+    .tp_basicsize = sizeof(ReplyScanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ReplyScanner_init,
+    .tp_methods = ReplyScanner_methods,
+};
+
+/* One complete element as Python: bulk, status and verbatim strings -> bytes, null -> None, integers -> int, double
+ * -> float, boolean -> bool, array and set -> list, map -> dict; an error -> error_class(message), returned, not
+ * raised, so that the caller reads every reply first. */
+static PyObject *parse_element(const char *data, Py_ssize_t length, Py_ssize_t *at, PyObject *error_class) {
+    skip_attribute(data, length, at);
+    Py_ssize_t end = line_end(data, length, *at);
+    char type = data[*at];
+    Py_ssize_t start = *at + 1;
+    long long n;
+    *at = end + 2;
+    switch (type) {
+    case '+':
+        return PyBytes_FromStringAndSize(data + start, end - start);
+    case '-':
+        return PyObject_CallFunction(error_class, "s#", data + start, end - start);
+    case ':':
+        return line_integer(data, start, end, &n) ? NULL : PyLong_FromLongLong(n);
+    case '_':
+        Py_RETURN_NONE;
+    case '#':
+        return PyBool_FromLong(data[start] == 't');
+    case ',':
+    case '(': {
+        PyObject *text = PyUnicode_FromStringAndSize(data + start, end - start);
+        PyObject *value = text == NULL ? NULL : type == ',' ? PyFloat_FromString(text) : PyLong_FromUnicodeObject(text, 10);
+        Py_XDECREF(text);
+        return value;
+    }
+    default:
+        break;
+    }
+    if (line_integer(data, start, end, &n))
+        return NULL;
+    if (n < 0)
+        Py_RETURN_NONE;
+    if (is_blob_type(type)) {
+        const char *blob = data + end + 2;
+        *at = end + 2 + n + 2;
+        if (type == '!')
+            return PyObject_CallFunction(error_class, "s#", blob, (Py_ssize_t)n);
+        Py_ssize_t skip = type == '=' && n >= 4 ? 4 : 0;  /* a verbatim string's "txt:" */
+        return PyBytes_FromStringAndSize(blob + skip, (Py_ssize_t)n - skip);
+    }
+    if (type == '%') {
+        PyObject *map = PyDict_New();
+        for (long long i = 0; map != NULL && i < n; i++) {
+            PyObject *key = parse_element(data, length, at, error_class);
+            PyObject *value = key == NULL ? NULL : parse_element(data, length, at, error_class);
+            if (value == NULL || PyDict_SetItem(map, key, value) < 0)
+                Py_CLEAR(map);
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+        }
+        return map;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (long long i = 0; list != NULL && i < n; i++) {
+        PyObject *item = parse_element(data, length, at, error_class);
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+/* The records reply (an array of strings or nulls) into `out`, record after record: a null reads as zeros, a string
+ * of another size is cut or zero-padded (as reader._join). Returns None, or the reply itself if it is an error (for
+ * the caller to raise). */
+static PyObject *parse_records(const char *data, Py_ssize_t length, Py_ssize_t *at, Py_ssize_t record_size, char *out,
+                               Py_ssize_t records, PyObject *error_class) {
+    skip_attribute(data, length, at);
+    if (data[*at] != '*')
+        return parse_element(data, length, at, error_class);
+    Py_ssize_t end = line_end(data, length, *at);
+    long long n;
+    if (line_integer(data, *at + 1, end, &n))
+        return NULL;
+    if (n != records)
+        return PyErr_Format(PyExc_ValueError, "RESP: %lld records in the reply, %zd asked for", n, records);
+    *at = end + 2;
+    for (Py_ssize_t i = 0; i < records; i++) {
+        char *record = out + i * record_size;
+        skip_attribute(data, length, at);
+        end = line_end(data, length, *at);
+        Py_ssize_t size = 0;
+        if (data[*at] == '$') {
+            if (line_integer(data, *at + 1, end, &n))
+                return NULL;
+            size = n < 0 ? 0 : (Py_ssize_t)n;
+        } else if (data[*at] != '_') {
+            return PyErr_Format(PyExc_ValueError, "RESP: record %zd is not a string or null", i);
+        }
+        Py_ssize_t copied = size < record_size ? size : record_size;
+        memcpy(record, data + end + 2, (size_t)copied);
+        memset(record + copied, 0, (size_t)(record_size - copied));
+        *at = data[*at] == '$' && n >= 0 ? end + 2 + size + 2 : end + 2;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *parse_replies(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"buffer", "count", "records_reply", "record_size", "out", "error_class", NULL};
+    Py_buffer buffer, out;
+    Py_ssize_t count, records_reply, record_size;
+    PyObject *error_class;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*nnnw*O", keywords, &buffer, &count, &records_reply,
+                                     &record_size, &out, &error_class))
+        return NULL;
+    PyObject *replies = NULL;
+    Py_ssize_t at = 0;
+    int complete = 1;
+    for (Py_ssize_t r = 0; r < count && complete == 1; r++) {
+        complete = skip_pushes(buffer.buf, buffer.len, &at);
+        if (complete == 1)
+            complete = skip_element(buffer.buf, buffer.len, &at, 0);
+    }
+    if (complete != 1) {
+        if (complete == 0)
+            PyErr_SetString(PyExc_ValueError, "RESP: the buffer does not hold every reply (see ReplyScanner)");
+    } else if (record_size <= 0 || out.len % record_size != 0) {
+        PyErr_SetString(PyExc_ValueError, "out must hold whole records of record_size > 0 bytes");
+    } else {
+        Py_ssize_t length = at;  /* every reply is complete before it */
+        replies = PyList_New(count);
+        at = 0;
+        for (Py_ssize_t r = 0; replies != NULL && r < count; r++) {
+            skip_pushes(buffer.buf, length, &at);
+            PyObject *reply = r == records_reply ? parse_records(buffer.buf, length, &at, record_size, out.buf,
+                                                                 out.len / record_size, error_class)
+                                                 : parse_element(buffer.buf, length, &at, error_class);
+            if (reply == NULL)
+                Py_CLEAR(replies);
+            else
+                PyList_SET_ITEM(replies, r, reply);
+        }
+    }
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&out);
+    return replies;
+}
+
+/* ---- the MGET request ---- */
+
+static PyObject *pack_mget(PyObject *module, PyObject *args) {
+    PyObject *ids, *chunks;
+    if (!PyArg_ParseTuple(args, "OO!", &ids, &PyDict_Type, &chunks))
+        return NULL;
+    PyObject *items = PySequence_Fast(ids, "ids must be a sequence");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject *seen = PyDict_New(), *unique = PyList_New(0), *parts = PyList_New(0), *result = NULL;
+    Py_ssize_t size = 0;
+    if (seen == NULL || unique == NULL || parts == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *id = PySequence_Fast_GET_ITEM(items, i);
+        PyObject *chunk = PyDict_GetItemWithError(chunks, id);
+        if (chunk == NULL) {
+            if (!PyErr_Occurred())
+                result = Py_NewRef(Py_None);  /* a key not kept yet: the caller packs this read itself */
+            goto done;
+        }
+        Py_ssize_t before = PyDict_GET_SIZE(seen);
+        if (PyDict_SetDefault(seen, id, Py_None) == NULL)
+            goto done;
+        if (PyDict_GET_SIZE(seen) == before)  /* a duplicate: read once */
+            continue;
+        if (!PyBytes_Check(chunk)) {
+            PyErr_SetString(PyExc_TypeError, "chunks must map ids to bytes");
+            goto done;
+        }
+        if (PyList_Append(unique, id) < 0 || PyList_Append(parts, chunk) < 0)
+            goto done;
+        size += PyBytes_GET_SIZE(chunk);
+    }
+    char header[64];
+    int header_size = snprintf(header, sizeof header, "*%zd\r\n$4\r\nMGET\r\n", PyList_GET_SIZE(unique) + 1);
+    PyObject *request = PyBytes_FromStringAndSize(NULL, header_size + size);
+    if (request == NULL)
+        goto done;
+    char *out = PyBytes_AS_STRING(request);
+    memcpy(out, header, (size_t)header_size);
+    out += header_size;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *chunk = PyList_GET_ITEM(parts, i);
+        memcpy(out, PyBytes_AS_STRING(chunk), (size_t)PyBytes_GET_SIZE(chunk));
+        out += PyBytes_GET_SIZE(chunk);
+    }
+    result = Py_BuildValue("(NO)", request, unique);
+done:
+    Py_DECREF(items);
+    Py_XDECREF(seen);
+    Py_XDECREF(unique);
+    Py_XDECREF(parts);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"pack_mget", pack_mget, METH_VARARGS,
+     "pack_mget(ids, chunks) -> (request, unique ids) | None\n"
+     "The MGET of the keys of `ids` (each once, in first-seen order) from `chunks` (id -> the key as a RESP bulk "
+     "string), with those ids; None if some id has no chunk yet."},
+    {"parse_replies", (PyCFunction)(void (*)(void))parse_replies, METH_VARARGS | METH_KEYWORDS,
+     "parse_replies(buffer, count, records_reply, record_size, out, error_class) -> list\n"
+     "The `count` complete replies in `buffer` as Python objects, except reply `records_reply`, an array of records "
+     "written into `out` (one `record_size` slot each; nil: zeros) and given as None. An error reply is given as "
+     "error_class(message), not raised."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef ItemDecoder_methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))ItemDecoder_decode, METH_VARARGS | METH_KEYWORDS,
+     "decode(records, second, now, affinity_keys, affinity_values, profile, out)\n"
+     "Fill `out` (float64, one row of `columns` per record) from joined item records read at `second` / `now`.\n"
+     "affinity_keys: sorted salted int64 hashes, affinity_values: their float64 scores; profile: int64 topic hashes.\n"
+     "Columns the records do not set (the creator's) are left as they are."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ItemDecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recsys.features._decode.ItemDecoder",
+    .tp_doc = PyDoc_STR("ItemDecoder(plan): decodes item records per recsys.features.native.decoder_plan"),
+    .tp_basicsize = sizeof(ItemDecoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ItemDecoder_init,
+    .tp_methods = ItemDecoder_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "recsys.features._decode",
+    .m_doc = "The FeatureReader's native item decoder (see recsys/features/native.py).", .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__decode(void) {
+    if (PyType_Ready(&ItemDecoderType) < 0 || PyType_Ready(&ReplyScannerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "ItemDecoder", (PyObject *)&ItemDecoderType) < 0
+        || PyModule_AddObjectRef(m, "ReplyScanner", (PyObject *)&ReplyScannerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

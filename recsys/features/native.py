@@ -1,0 +1,68 @@
+"""The FeatureReader's native decoder (`_decode.c`): its loader and its plan.
+
+The reader decodes item records and parses its replies with the extension when it is built
+(`python recsys/features/build_native.py`; make install runs it), else with numpy and redis-py's parser; both
+give the same values (tests/unit/features/test_native_decoder.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from recsys.features import layout
+from recsys.features.spec import DAY, features_of
+
+try:
+    from recsys.features._decode import ItemDecoder, ReplyScanner, pack_mget, parse_replies
+except ImportError:  # not built here: the reader decodes with numpy and reads replies with redis-py
+    ItemDecoder = ReplyScanner = pack_mget = parse_replies = None  # type: ignore[assignment,misc]
+
+
+def _catalog_offset(field: int) -> int:
+    """Byte offset of the catalog field at position `field` of layout.CATALOG_FORMAT (">qq6qfdI")."""
+    codes = ["q", "q", f"{layout.MAX_TOPICS}q", "f", "d", "I"]
+    return struct.calcsize(">" + "".join(codes[:field]))
+
+
+def decoder_plan(record: layout.RecordLayout, columns: tuple[str, ...], salts: dict[str, int]) -> dict[str, Any]:
+    """What the decoder needs to know of an item record layout and of the matrix columns (all from the spec)."""
+    at = {name: position for position, name in enumerate(columns)}
+    windowed = {(spec_window, kind): at[name] for name, spec_window, kind in _windowed_features(record)}
+    return {
+        "record_size": record.size,
+        "counter_offset": record.header_bytes,
+        "columns": len(columns),
+        "totals": [(record.total(kind), at[f"item_{kind}"]) for kind in record.totals],
+        "rings": [
+            (ring.first, ring.bucket_seconds, ring.buckets, ring.slot_words,
+             [windowed.get((ring.window.name, kind), -1) for kind in ring.kinds])
+            for ring in record.rings
+        ],
+        "creator_offset": _catalog_offset(0),
+        "franchise_offset": _catalog_offset(1),
+        "topics_offset": _catalog_offset(2),
+        "max_topics": layout.MAX_TOPICS,
+        "price_offset": _catalog_offset(3),
+        "created_offset": _catalog_offset(4),
+        "flags_offset": _catalog_offset(5),
+        "flag_known": layout.FLAG_KNOWN,
+        "flag_paid": layout.FLAG_PAID,
+        "flag_animated": layout.FLAG_ANIMATED,
+        "price_column": at["item_price"],
+        "paid_column": at["item_is_paid"],
+        "animated_column": at["item_is_animated_series"],
+        "age_column": at["item_age_days"],
+        "affinity_topic_column": at["affinity_topic"],
+        "affinity_creator_column": at["affinity_creator"],
+        "affinity_franchise_column": at["affinity_franchise"],
+        "profile_match_column": at["profile_topic_match"],
+        "creator_salt": salts["c"],
+        "franchise_salt": salts["f"],
+        "day_seconds": DAY,
+    }
+
+
+def _windowed_features(record: layout.RecordLayout) -> list[tuple[str, str, str]]:
+    return [(spec.name, spec.window.name, str(spec.counter))
+            for spec in features_of(record.entity) if spec.window is not None and spec.counter is not None]
