@@ -106,9 +106,8 @@ class FeatureReader:
         self._half_life_s = config.affinity_half_life_days * DAY
         use_native = native and native_decoder.ItemDecoder is not None
         self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part),
-                                     use_native)
-        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part),
-                                        use_native)
+                                     layout.item_key("\0", self.item_layout.record_part) if use_native else None)
+        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
@@ -116,7 +115,11 @@ class FeatureReader:
             native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS))
             if use_native else None
         )
-        self._replies = _NativeReplies() if self._native is not None and not is_cluster(redis) else None
+        # replies read into buffers kept per thread: one set for items, one for the creators fetched while the
+        # items' records are still in use
+        native_replies = self._native is not None and not is_cluster(redis)
+        self._replies = _NativeReplies() if native_replies else None
+        self._creator_replies = _NativeReplies() if native_replies else None
 
     def read(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> FeatureSnapshot:
         """The features of `user_id` and of each of `item_ids` (duplicates once) at `now` (default: the clock)."""
@@ -157,7 +160,7 @@ class FeatureReader:
             self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
             self._catalog(records, now, columns)
             self._affinities(records, keys, found, topics, columns)
-        self._creator_features(records["creator"], now, columns)
+        self._creator_features(records, joined, now, columns)
         return FeatureSnapshot(user, ItemFeatures(ids, matrix), now)
 
     def _counters(self, record: layout.RecordLayout, counters: np.ndarray, now: float,
@@ -193,25 +196,36 @@ class FeatureReader:
         known = (flags & layout.FLAG_KNOWN > 0) & np.isfinite(created) & (created <= now)
         columns["item_age_days"][:] = np.where(known, (now - np.where(known, created, now)) / DAY, -1.0)
 
-    def _creator_features(self, creators: np.ndarray, now: float, columns: dict[str, np.ndarray]) -> None:
+    def _creator_features(self, records: np.ndarray, joined: Buffer, now: float,
+                          columns: dict[str, np.ndarray]) -> None:
         """The items' creator features: counters from the cache while fresh, the rest in one round trip."""
-        creators = creators.astype(np.int64)
-        known = creators != 0
-        if not known.any():
-            return
         clock = time.monotonic()
         keep_s = self.config.creator_cache_s
         cache = self._creators if keep_s > 0 else _CreatorCache(self.creator_layout.words, len(self._creator_names))
         with self._creators_lock:  # reads on several threads share the cache
-            at, fresh = cache.find(creators, clock)
-            if (known & ~fresh).any():
-                wanted = np.unique(creators[known & ~fresh])
+            rows = self._creator_rows(cache, records, joined, clock)
+            missing = rows == -1
+            if missing.any():
+                wanted = np.unique(records["creator"][missing].astype(np.int64))
                 expires = clock + keep_s if keep_s > 0 else math.inf  # a cache of this read only when keep_s is 0
                 cache.remember(wanted, self._fetch_creators(wanted.tolist()), expires, clock)
-                at, _ = cache.find(creators, clock)
-            values = cache.features(at[known], math.floor(now), self._creator_values)
+                rows = self._creator_rows(cache, records, joined, clock)
+            known = rows >= 0
+            if not known.any():
+                return
+            values = cache.features(rows[known], math.floor(now), self._creator_values)
         for position, name in enumerate(self._creator_names):
             columns[name][known] = values[:, position]
+
+    def _creator_rows(self, cache: _CreatorCache, records: np.ndarray, joined: Buffer, clock: float) -> np.ndarray:
+        """Each item's creator's row in `cache` if fresh there; -1 if not; -2 if the item has no creator."""
+        if self._native is not None:
+            rows = np.empty(len(records), dtype=np.int64)
+            self._native.creator_rows(joined, cache.hashes, cache.expires, clock, rows)
+            return rows
+        creators = records["creator"].astype(np.int64)
+        at, fresh = cache.find(creators, clock)
+        return np.where(creators == 0, -2, np.where(fresh, at, -1))
 
     def _creator_values(self, words: np.ndarray, second: int) -> np.ndarray:
         """The creator features of these counters at `second`: one row per creator, `_creator_names` columns."""
@@ -228,7 +242,7 @@ class FeatureReader:
             values = request.values(batch.execute())
             return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
         _, joined = _exchange(self.redis, [self._creator_keys.packed_mget(creators)], len(creators),
-                              self.creator_layout.size, self._replies)
+                              self.creator_layout.size, self._creator_replies)
         return _counter_words(joined, self.creator_layout)
 
     def _affinities(self, records: np.ndarray, keys: np.ndarray, found: np.ndarray, topics: np.ndarray,
@@ -406,16 +420,17 @@ def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
 
 class _KeyChunks:
     """Item id (or creator hash) -> its key as a RESP bulk string, kept across reads: packing 1,000 keys anew costs
-    more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts."""
+    more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts.
+    With `native_key` (the key of id "\0"), str ids are packed natively from the ids themselves, and none is kept."""
 
-    def __init__(self, key: Callable[[Any], str], native: bool) -> None:
+    def __init__(self, key: Callable[[Any], str], native_key: str | None = None) -> None:
         self.key = key
         self._chunks: dict[Any, bytes] = {}
-        self._pack = native_decoder.pack_mget if native else None
+        self._affixes = tuple(native_key.encode().split(b"\0")) if native_key is not None else None
 
     def packed_unique_mget(self, ids: Sequence[Any]) -> tuple[bytes, list[Any]]:
-        """The MGET of the keys of `ids`, each once, and those ids in first-seen order (in one pass natively)."""
-        packed = self._pack(ids, self._chunks) if self._pack is not None else None
+        """The MGET of the keys of `ids`, each once, and those ids in first-seen order."""
+        packed = native_decoder.pack_mget(ids, *self._affixes) if self._affixes is not None else None
         if packed is not None:
             return packed
         unique = list(dict.fromkeys(ids))

@@ -21,20 +21,26 @@ def redis_py_packing(*args: str) -> bytes:
 
 @given(ids)
 def test_a_packed_mget_is_the_redis_protocol_of_the_keys(item_ids):
-    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1", native=False)
+    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1")
     expected = redis_py_packing("MGET", *[f"pit:{{i:{i}}}:r1" for i in item_ids])
     assert chunks.packed_mget(item_ids) == expected
     assert chunks.packed_mget(item_ids) == expected  # from the kept chunks
 
 
 @pytest.mark.parametrize("native", [True, False])
-@given(item_ids=st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40]), min_size=1, max_size=12))
+@given(item_ids=st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40, "日本"]) | st.text(min_size=1),
+                         min_size=1, max_size=40))
 def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
-    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", native=native)
+    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1", "pit:{i:\0}:r1" if native else None)
     unique = list(dict.fromkeys(item_ids))
-    expected = (redis_py_packing("MGET", *[f"k:{i}" for i in unique]), unique)
+    expected = (redis_py_packing("MGET", *[f"pit:{{i:{i}}}:r1" for i in unique]), unique)
     assert chunks.packed_unique_mget(item_ids) == expected
-    assert chunks.packed_unique_mget(item_ids) == expected  # natively once every key is kept
+    assert chunks.packed_unique_mget(list(item_ids)) == expected
+
+
+def test_ids_that_are_not_strings_are_packed_in_python():
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", "k:\0")
+    assert chunks.packed_unique_mget([3, "3", 3]) == (redis_py_packing("MGET", "k:3", "k:3"), [3, "3"])
 
 
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4))
@@ -44,7 +50,7 @@ def test_a_packed_command_is_the_redis_protocol_of_its_arguments(args):
 
 def test_the_key_cache_restarts_when_full_and_stays_right(monkeypatch):
     monkeypatch.setattr(reader, "KEY_CACHE_ENTRIES", 3)
-    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", native=False)
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}")
     chunks.packed_mget(["a", "b"])
     assert len(chunks._chunks) == 2
     assert chunks.packed_mget(["c", "d"]) == redis_py_packing("MGET", "k:c", "k:d")
@@ -53,5 +59,5 @@ def test_the_key_cache_restarts_when_full_and_stays_right(monkeypatch):
 
 @pytest.mark.parametrize("creator", [1, -5, 2**63 - 1])
 def test_creator_hashes_are_kept_as_keys_too(creator):
-    chunks = _KeyChunks(lambda value: f"c:{value}", native=False)
+    chunks = _KeyChunks(lambda value: f"c:{value}")
     assert chunks.packed_mget([creator]) == redis_py_packing("MGET", f"c:{creator}")
