@@ -48,6 +48,8 @@ CATALOG_DTYPE = np.dtype([
     ("price", ">f4"), ("created", ">f8"), ("flags", ">u4"),
 ])
 ITEM_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in item_row_features())
+_COLUMN_AT = {name: column for column, name in enumerate(ITEM_COLUMNS)}
+_CREATOR_COLUMNS = np.array([_COLUMN_AT[spec.name] for spec in features_of("creator")])
 Buffer = bytes | bytearray | memoryview
 CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
 KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
@@ -68,7 +70,6 @@ class ItemFeatures(Mapping[str, dict[str, float]]):
         self.names = ITEM_COLUMNS
         self.matrix = matrix
         self._rows: dict[str, int] | None = None  # built on the first lookup by id
-        self._columns = {name: column for column, name in enumerate(self.names)}
 
     def __getitem__(self, item_id: str) -> dict[str, float]:
         if self._rows is None:
@@ -83,7 +84,7 @@ class ItemFeatures(Mapping[str, dict[str, float]]):
 
     def column(self, name: str) -> np.ndarray:
         """The values of one feature for every item, in `item_ids` order."""
-        return self.matrix[:, self._columns[name]]
+        return self.matrix[:, _COLUMN_AT[name]]
 
 
 @dataclass(frozen=True)
@@ -153,14 +154,14 @@ class FeatureReader:
         keys, found = _affinity_table(scores)
         topics = np.array([layout.name_hash(t) for t in _profile_topics(profile)], dtype=np.int64)
         matrix = np.zeros((len(ids), len(ITEM_COLUMNS)))
-        columns = {name: matrix[:, i] for i, name in enumerate(ITEM_COLUMNS)}
         if self._native is not None:
             self._native.decode(joined, math.floor(now), now, keys, found, topics, matrix)
         else:
+            columns = {name: matrix[:, i] for i, name in enumerate(ITEM_COLUMNS)}
             self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
             self._catalog(records, now, columns)
             self._affinities(records, keys, found, topics, columns)
-        self._creator_features(records, joined, now, columns)
+        self._creator_features(records, joined, now, matrix)
         return FeatureSnapshot(user, ItemFeatures(ids, matrix), now)
 
     def _counters(self, record: layout.RecordLayout, counters: np.ndarray, now: float,
@@ -196,8 +197,7 @@ class FeatureReader:
         known = (flags & layout.FLAG_KNOWN > 0) & np.isfinite(created) & (created <= now)
         columns["item_age_days"][:] = np.where(known, (now - np.where(known, created, now)) / DAY, -1.0)
 
-    def _creator_features(self, records: np.ndarray, joined: Buffer, now: float,
-                          columns: dict[str, np.ndarray]) -> None:
+    def _creator_features(self, records: np.ndarray, joined: Buffer, now: float, matrix: np.ndarray) -> None:
         """The items' creator features: counters from the cache while fresh, the rest in one round trip."""
         clock = time.monotonic()
         keep_s = self.config.creator_cache_s
@@ -214,8 +214,7 @@ class FeatureReader:
             if not known.any():
                 return
             values = cache.features(rows[known], math.floor(now), self._creator_values)
-        for position, name in enumerate(self._creator_names):
-            columns[name][known] = values[:, position]
+        matrix[np.flatnonzero(known)[:, None], _CREATOR_COLUMNS] = values
 
     def _creator_rows(self, cache: _CreatorCache, records: np.ndarray, joined: Buffer, clock: float) -> np.ndarray:
         """Each item's creator's row in `cache` if fresh there; -1 if not; -2 if the item has no creator."""
