@@ -3,16 +3,18 @@
 Two round trips, whatever the number of items:
 
 1. the user's hashes (counts, recent items, affinities, profile) and every item record: on a single node one
-   request packed here (item keys kept encoded across reads) with one MGET; on a cluster one pipeline with one
-   read script per node (recsys.store.Batch);
+   request packed here with one MGET; on a cluster one pipeline with one read script per node
+   (recsys.store.Batch);
 2. the records of the items' distinct creators (skipped when no item has one, or when all of them are in the
    reader's cache: creator counters are kept `creator_cache_s` seconds, 5 by default: creator popularity counts
    30 days in daily buckets, so a few seconds of staleness change nothing that matters, and most reads then
    take one round trip; 0 turns the cache off).
 
-Item records are fixed-layout binary strings (recsys.features.layout), decoded for all items at once with numpy;
-windows are summed there too. `FeatureSnapshot.items` maps an item id to its features without building 1,000
-dicts up front; `matrix` / `column()` give the same values as arrays.
+Item records are fixed-layout binary strings (recsys.features.layout). On a single node the native decoder
+(recsys.features.native, when built) packs the request, parses the replies into reused buffers and decodes every
+record into the feature matrix in C; otherwise, and on a cluster, redis-py parses the replies and numpy decodes
+all items at once. Both give the same values. `FeatureSnapshot.items` maps an item id to its features without
+building 1,000 dicts up front; `matrix` / `column()` give the same values as arrays.
 
 Point in time: windowed counts and recent items only reflect events at or before `now` (whole seconds; a bucket
 with a later event is left out of the window rather than counted). All-time totals and affinities include every
