@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -129,6 +130,69 @@ def test_a_cut_connection_is_retried_per_the_client_policy(redis_client, local_p
             reader.read("u1", ["a"], now=NOW)
     assert reader.read("u1", ["a"], now=NOW).items["a"]["creator_plays"] == 1
     pool.disconnect()
+
+
+class EndOfStream:
+    """A socket whose next read finds the stream ended, as when the server or a proxy closes mid-reply."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv_into(self, *args, **kwargs) -> int:
+        return 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class ClosedMidReplyConnection(redis.Connection):
+    """Sends the request, then finds the connection closed before the replies are in."""
+
+    close = False
+
+    def send_packed_command(self, command, check_health=True):
+        super().send_packed_command(command, check_health)
+        if ClosedMidReplyConnection.close:
+            ClosedMidReplyConnection.close = False
+            self._sock = EndOfStream(self._sock)
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_connection_closed_mid_reply_is_retried_per_the_client_policy(redis_client, local_platform, retries):
+    items = [f"item-{n}" for n in range(300)]
+    ItemCatalog(redis_client).upsert_items([{"ITEM_ID": item, "CREATOR": "c1"} for item in items])
+    FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="item-7", value=60)])
+    pool = redis.ConnectionPool.from_url(local_platform.valkey.url, connection_class=ClosedMidReplyConnection,
+                                         retry=Retry(NoBackoff(), retries))
+    reader = FeatureReader(redis.Redis(connection_pool=pool), CONFIG)
+    reader.read("u1", items, now=NOW)
+    ClosedMidReplyConnection.close = True
+    if retries:
+        assert reader.read("u1", items, now=NOW).items["item-7"]["item_plays"] == 1
+    else:
+        with pytest.raises(redis.ConnectionError, match="closed"):
+            reader.read("u1", items, now=NOW)
+    assert reader.read("u1", items, now=NOW).items["item-7"]["creator_plays"] == 1  # the pool reconnects
+    pool.disconnect()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_native_and_numpy_readers_agree_in_either_protocol(redis_client, local_platform, protocol):
+    items = [f"item-{n}" for n in range(120)] + ["missing", "item-3"]  # a record that is not there, a duplicate
+    ItemCatalog(redis_client).upsert_items(
+        [{"ITEM_ID": item, "CREATOR": f"c{n % 7}", "GENRES": f"g{n % 5}|g{n % 3}", "PRICE": n / 10}
+         for n, item in enumerate(items[:120])])
+    FeatureWriter(redis_client, CONFIG).apply(
+        [make_event(f"e{n}", kind, n * 97, item_id=items[n % 120], value=400)
+         for n, kind in enumerate(["listen", "like", "purchase", "view"] * 40)])
+    client = redis.Redis.from_url(local_platform.valkey.url, protocol=protocol)
+    native = FeatureReader(client, CONFIG).read("u1", items, now=NOW + 3600)
+    fallback = FeatureReader(client, CONFIG, native=False).read("u1", items, now=NOW + 3600)
+    assert native.items.item_ids == fallback.items.item_ids and len(native.items) == 121
+    assert (native.items.matrix == fallback.items.matrix).all()
+    assert native.user == fallback.user and native.user["user_events"] > 0
+    assert native.items["missing"]["item_age_days"] == -1.0 and native.items["item-7"]["item_price"] > 0
+    client.close()
 
 
 def test_an_error_reply_is_raised_and_keeps_the_connection_in_step(redis_client):
