@@ -160,7 +160,8 @@ static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs)
         || plan_ssize(plan, "affinity_creator_column", &self->affinity_creator_column)
         || plan_ssize(plan, "affinity_franchise_column", &self->affinity_franchise_column)
         || plan_ssize(plan, "profile_match_column", &self->profile_match_column)
-        || plan_i64(plan, "creator_salt", &self->creator_salt) || plan_i64(plan, "franchise_salt", &self->franchise_salt))
+        || plan_i64(plan, "creator_salt", &self->creator_salt)
+        || plan_i64(plan, "franchise_salt", &self->franchise_salt))
         return -1;
     int64_t day_seconds;
     if (plan_i64(plan, "day_seconds", &day_seconds))
@@ -455,7 +456,7 @@ static int skip_element(const char *data, Py_ssize_t length, Py_ssize_t *at, int
         return 1;
     }
     if (!is_blob_type(type) && !elements_per_count(type)) {
-        PyErr_Format(PyExc_ValueError, "RESP: unknown reply type '%c'", (int)type);
+        PyErr_Format(PyExc_ValueError, "RESP: unknown reply type byte %d", (int)(unsigned char)type);
         return -1;
     }
     if (line_integer(data, *at + 1, end, &n))
@@ -551,7 +552,7 @@ static PyObject *ReplyScanner_feed(ReplyScanner *self, PyObject *args) {
         long long n = 0;
         if (!is_line_type(type)) {
             if (!is_blob_type(type) && !elements_per_count(type)) {
-                PyErr_Format(PyExc_ValueError, "RESP: unknown reply type '%c'", (int)type);
+                PyErr_Format(PyExc_ValueError, "RESP: unknown reply type byte %d", (int)(unsigned char)type);
                 break;
             }
             if (line_integer(data, self->at + 1, end, &n))
@@ -626,7 +627,9 @@ static PyObject *parse_element(const char *data, Py_ssize_t length, Py_ssize_t *
     case ',':
     case '(': {
         PyObject *text = PyUnicode_FromStringAndSize(data + start, end - start);
-        PyObject *value = text == NULL ? NULL : type == ',' ? PyFloat_FromString(text) : PyLong_FromUnicodeObject(text, 10);
+        PyObject *value = text == NULL  ? NULL
+                          : type == ',' ? PyFloat_FromString(text)
+                                        : PyLong_FromUnicodeObject(text, 10);
         Py_XDECREF(text);
         return value;
     }

@@ -542,9 +542,9 @@ def _exchange(client: redis.Redis, commands: list[bytes], records: int, record_s
 
 
 class _NativeReplies:
-    """Replies (RESP2 or RESP3) parsed by the native decoder, read straight from redis-py's socket (TLS included) into buffers kept
-    per thread, so a read allocates nothing per record and no 400 KB buffer anew (large allocations are what
-    made reads slow when glibc returned the memory between them)."""
+    """Replies (RESP2 or RESP3) parsed by the native decoder, read straight from redis-py's socket (TLS included)
+    into buffers kept per thread, so a read allocates nothing per record and no 400 KB buffer anew (large
+    allocations are what made reads slow when glibc returned the memory between them)."""
 
     def __init__(self) -> None:
         self._local = threading.local()

@@ -29,7 +29,8 @@ from stacks.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The image's build context is the repository root; only what the Dockerfile copies goes into it.
-IMAGE_CONTEXT_EXCLUDES = image_context("recsys/**", "requirements.txt", "requirements-dev.txt", "containers/monitoring/**")
+IMAGE_CONTEXT_EXCLUDES = image_context(
+    "recsys/**", "requirements.txt", "requirements-dev.txt", "containers/monitoring/**")
 _ENI_ACTIONS = [
     "ec2:CreateNetworkInterface",
     "ec2:CreateNetworkInterfacePermission",
