@@ -44,6 +44,8 @@ typedef struct {
     Py_ssize_t affinity_topic_column, affinity_creator_column, affinity_franchise_column, profile_match_column;
     int64_t creator_salt, franchise_salt;
     double day_seconds;
+    Py_ssize_t n_creator_columns;
+    Py_ssize_t creator_columns[MAX_KINDS];  /* where the creator cache's feature values go, in their order */
 } ItemDecoder;
 
 static inline uint32_t be32(const unsigned char *p) {
@@ -246,6 +248,19 @@ static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs)
         Py_DECREF(kinds);
     }
     Py_DECREF(rings);
+
+    PyObject *creator_columns = plan_sequence(plan, "creator_columns", MAX_KINDS);
+    if (creator_columns == NULL)
+        return -1;
+    self->n_creator_columns = PySequence_Fast_GET_SIZE(creator_columns);
+    for (Py_ssize_t c = 0; c < self->n_creator_columns; c++) {
+        self->creator_columns[c] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(creator_columns, c));
+        if ((self->creator_columns[c] == -1 && PyErr_Occurred()) || check_column(self, self->creator_columns[c], 0)) {
+            Py_DECREF(creator_columns);
+            return -1;
+        }
+    }
+    Py_DECREF(creator_columns);
     return 0;
 }
 
@@ -863,6 +878,19 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The row of `creator` in a creator cache (sorted hashes), or -1. */
+static Py_ssize_t cache_row(const int64_t *hashes, Py_ssize_t cached, int64_t creator) {
+    Py_ssize_t lo = 0, hi = cached;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (hashes[mid] < creator)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (lo < cached && hashes[lo] == creator) ? lo : -1;
+}
+
 static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"records", "hashes", "expires", "clock", "rows", NULL};
     Py_buffer records, hashes, expires, rows;
@@ -877,24 +905,12 @@ static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyO
                                           "expires (float64 per hash) do not match");
         goto done;
     }
-    const int64_t *keys = hashes.buf;
     const double *until = expires.buf;
     int64_t *out = rows.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t creator = be_i64((const unsigned char *)records.buf + i * self->record_size + self->creator_offset);
-        if (creator == 0) {
-            out[i] = -2;
-            continue;
-        }
-        Py_ssize_t lo = 0, hi = cached;
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            if (keys[mid] < creator)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        out[i] = (lo < cached && keys[lo] == creator && until[lo] > clock) ? lo : -1;
+        Py_ssize_t row = creator == 0 ? -2 : cache_row(hashes.buf, cached, creator);
+        out[i] = (row >= 0 && until[row] <= clock) ? -1 : row;
         missing += out[i] == -1;
     }
     result = PyLong_FromSsize_t(missing);
@@ -903,6 +919,50 @@ done:
     PyBuffer_Release(&hashes);
     PyBuffer_Release(&expires);
     PyBuffer_Release(&rows);
+    return result;
+}
+
+static PyObject *ItemDecoder_creator_features(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"records", "hashes", "expires", "clock", "computed_at", "values", "second", "out", NULL};
+    Py_buffer records, hashes, expires, computed_at, values, out;
+    double clock;
+    long long second;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*y*y*dy*y*Lw*", keywords, &records, &hashes, &expires, &clock,
+                                     &computed_at, &values, &second, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = records.len / self->record_size, cached = hashes.len / 8, k = self->n_creator_columns;
+    if (records.len % self->record_size != 0 || out.len != n * self->columns * (Py_ssize_t)sizeof(double)
+        || hashes.len % 8 != 0 || expires.len != cached * 8 || computed_at.len != cached * 8
+        || values.len != cached * k * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "creator_features: the records, the matrix and the cache's hashes, expires, "
+                                          "computed_at (int64) and values (float64, one row per hash) do not match");
+        goto done;
+    }
+    const double *until = expires.buf, *cache = values.buf;
+    const int64_t *computed = computed_at.buf;
+    Py_ssize_t pending = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t creator = be_i64((const unsigned char *)records.buf + i * self->record_size + self->creator_offset);
+        if (creator == 0)
+            continue;
+        Py_ssize_t row = cache_row(hashes.buf, cached, creator);
+        if (row < 0 || until[row] <= clock || computed[row] != second) {
+            pending++;
+            continue;
+        }
+        double *target = (double *)out.buf + i * self->columns;
+        for (Py_ssize_t c = 0; c < k; c++)
+            target[self->creator_columns[c]] = cache[row * k + c];
+    }
+    result = PyLong_FromSsize_t(pending);
+done:
+    PyBuffer_Release(&records);
+    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&expires);
+    PyBuffer_Release(&computed_at);
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&out);
     return result;
 }
 
@@ -917,6 +977,11 @@ static PyMethodDef ItemDecoder_methods[] = {
      "For each record, the row of its creator in a cache of sorted int64 `hashes` with float64 `expires`, into "
      "`rows` (int64): the row if it is there and expires after `clock`, -1 if not, -2 if the item has no creator. "
      "Returns how many are -1."},
+    {"creator_features", (PyCFunction)(void (*)(void))ItemDecoder_creator_features, METH_VARARGS | METH_KEYWORDS,
+     "creator_features(records, hashes, expires, clock, computed_at, values, second, out) -> int\n"
+     "Copies into `out` each record's creator features from the cache (its `values` rows, to the plan's "
+     "creator_columns) where the creator is there, expires after `clock` and was computed for `second`. Returns how "
+     "many records with a creator were not served so (0: all were)."},
     {NULL, NULL, 0, NULL},
 };
 

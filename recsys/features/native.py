@@ -60,6 +60,7 @@ def decoder_plan(record: layout.RecordLayout, columns: tuple[str, ...], salts: d
         "creator_salt": salts["c"],
         "franchise_salt": salts["f"],
         "day_seconds": DAY,
+        "creator_columns": [at[spec.name] for spec in features_of("creator")],
     }
 
 

@@ -205,6 +205,10 @@ class FeatureReader:
         keep_s = self.config.creator_cache_s
         cache = self._creators if keep_s > 0 else _CreatorCache(self.creator_layout.words, len(self._creator_names))
         with self._creators_lock:  # reads on several threads share the cache
+            if self._native is not None and self._native.creator_features(
+                    joined, cache.hashes, cache.expires, clock, cache.computed_at, cache.values, math.floor(now),
+                    matrix) == 0:
+                return  # every creator was in the cache, fresh and computed for this second: the usual read
             rows = self._creator_rows(cache, records, joined, clock)
             missing = rows == -1
             if missing.any():

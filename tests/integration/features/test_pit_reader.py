@@ -186,10 +186,14 @@ def test_native_and_numpy_readers_agree_in_either_protocol(redis_client, local_p
         [make_event(f"e{n}", kind, n * 97, item_id=items[n % 120], value=400)
          for n, kind in enumerate(["listen", "like", "purchase", "view"] * 40)])
     client = redis.Redis.from_url(local_platform.valkey.url, protocol=protocol)
-    native = FeatureReader(client, CONFIG).read("u1", items, now=NOW + 3600)
+    reader = FeatureReader(client, CONFIG)
+    native = reader.read("u1", items, now=NOW + 3600)
+    cached = reader.read("u1", items[::-1], now=NOW + 3600)  # creators served from the cache, natively
     fallback = FeatureReader(client, CONFIG, native=False).read("u1", items, now=NOW + 3600)
     assert native.items.item_ids == fallback.items.item_ids and len(native.items) == 121
     assert (native.items.matrix == fallback.items.matrix).all()
+    assert {item: cached.items[item] for item in items} == {item: fallback.items[item] for item in items}
+    assert fallback.items.column("creator_plays").sum() > 0
     assert native.user == fallback.user and native.user["user_events"] > 0
     assert native.items["missing"]["item_age_days"] == -1.0 and native.items["item-7"]["item_price"] > 0
     client.close()
