@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     Py_ssize_t record_size, counter_offset, columns;
+    int catalog;  /* item records have a catalog section; creator records are counters only */
     Py_ssize_t n_totals, n_rings;
     Total totals[MAX_TOTALS];
     Ring rings[MAX_RINGS];
@@ -141,14 +142,9 @@ static int check_span(ItemDecoder *self, Py_ssize_t offset, Py_ssize_t bytes, co
     return -1;
 }
 
-static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
-    PyObject *plan;
-    static char *keywords[] = {"plan", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", keywords, &PyDict_Type, &plan))
-        return -1;
+static int plan_catalog(ItemDecoder *self, PyObject *plan) {
     int64_t flags[3];
-    if (plan_ssize(plan, "record_size", &self->record_size) || plan_ssize(plan, "counter_offset", &self->counter_offset)
-        || plan_ssize(plan, "columns", &self->columns) || plan_ssize(plan, "creator_offset", &self->creator_offset)
+    if (plan_ssize(plan, "creator_offset", &self->creator_offset)
         || plan_ssize(plan, "franchise_offset", &self->franchise_offset)
         || plan_ssize(plan, "topics_offset", &self->topics_offset) || plan_ssize(plan, "max_topics", &self->max_topics)
         || plan_ssize(plan, "price_offset", &self->price_offset)
@@ -172,8 +168,8 @@ static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs)
     self->flag_known = (uint32_t)flags[0];
     self->flag_paid = (uint32_t)flags[1];
     self->flag_animated = (uint32_t)flags[2];
-    if (self->record_size <= 0 || self->columns <= 0 || self->max_topics < 0 || self->max_topics > MAX_TOPICS) {
-        PyErr_SetString(PyExc_ValueError, "decoder plan: record_size and columns must be > 0, max_topics 0..16");
+    if (self->max_topics < 0 || self->max_topics > MAX_TOPICS) {
+        PyErr_SetString(PyExc_ValueError, "decoder plan: max_topics must be 0..16");
         return -1;
     }
     if (check_span(self, self->creator_offset, 8, "creator") || check_span(self, self->franchise_offset, 8, "franchise")
@@ -187,6 +183,26 @@ static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs)
     for (size_t c = 0; c < sizeof catalog_columns / sizeof catalog_columns[0]; c++)
         if (check_column(self, catalog_columns[c], 0))
             return -1;
+    return 0;
+}
+
+static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
+    PyObject *plan;
+    static char *keywords[] = {"plan", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", keywords, &PyDict_Type, &plan))
+        return -1;
+    Py_ssize_t catalog;
+    if (plan_ssize(plan, "record_size", &self->record_size) || plan_ssize(plan, "counter_offset", &self->counter_offset)
+        || plan_ssize(plan, "columns", &self->columns) || plan_ssize(plan, "catalog", &catalog))
+        return -1;
+    self->catalog = catalog != 0;
+    if (self->record_size <= 0 || self->columns <= 0 || self->counter_offset < 0
+        || self->counter_offset > self->record_size) {
+        PyErr_SetString(PyExc_ValueError, "decoder plan: record_size and columns must be > 0, counters in the record");
+        return -1;
+    }
+    if (self->catalog && plan_catalog(self, plan))
+        return -1;
     Py_ssize_t counter_words = (self->record_size - self->counter_offset) / 4;
 
     PyObject *totals = plan_sequence(plan, "totals", MAX_TOTALS);
@@ -398,7 +414,8 @@ static PyObject *ItemDecoder_decode(ItemDecoder *self, PyObject *args, PyObject 
         const unsigned char *record = (const unsigned char *)records.buf + i * self->record_size;
         double *row = (double *)out.buf + i * self->columns;
         decode_counters(self, record + self->counter_offset, second, row);
-        decode_catalog(self, record, now, table, profile.buf, profile.len / 8, row);
+        if (self->catalog)
+            decode_catalog(self, record, now, table, profile.buf, profile.len / 8, row);
     }
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
@@ -899,6 +916,10 @@ static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyO
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = records.len / self->record_size, cached = hashes.len / 8, missing = 0;
+    if (!self->catalog) {
+        PyErr_SetString(PyExc_ValueError, "creator_rows: these records have no catalog section");
+        goto done;
+    }
     if (records.len % self->record_size != 0 || rows.len != n * 8 || hashes.len % 8 != 0
         || expires.len != cached * 8) {
         PyErr_SetString(PyExc_ValueError, "creator_rows: records, rows (int64 per record), hashes (int64) and "
@@ -932,6 +953,10 @@ static PyObject *ItemDecoder_creator_features(ItemDecoder *self, PyObject *args,
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = records.len / self->record_size, cached = hashes.len / 8, k = self->n_creator_columns;
+    if (!self->catalog) {
+        PyErr_SetString(PyExc_ValueError, "creator_features: these records have no catalog section");
+        goto done;
+    }
     if (records.len % self->record_size != 0 || out.len != n * self->columns * (Py_ssize_t)sizeof(double)
         || hashes.len % 8 != 0 || expires.len != cached * 8 || computed_at.len != cached * 8
         || values.len != cached * k * (Py_ssize_t)sizeof(double)) {

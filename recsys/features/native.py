@@ -26,19 +26,27 @@ def _catalog_offset(field: int) -> int:
 
 
 def decoder_plan(record: layout.RecordLayout, columns: tuple[str, ...], salts: dict[str, int]) -> dict[str, Any]:
-    """What the decoder needs to know of an item record layout and of the matrix columns (all from the spec)."""
+    """What the decoder needs to know of a record layout ("item" or "creator") and of the matrix columns, all from
+    the spec. A creator record has no catalog section: only its counters are decoded."""
     at = {name: position for position, name in enumerate(columns)}
-    windowed = {(spec_window, kind): at[name] for name, spec_window, kind in _windowed_features(record)}
-    return {
+    counted = [spec for spec in features_of(record.entity) if spec.counter is not None]
+    windowed = {(spec.window.name, spec.counter): at[spec.name] for spec in counted if spec.window is not None}
+    plan: dict[str, Any] = {
         "record_size": record.size,
         "counter_offset": record.header_bytes,
         "columns": len(columns),
-        "totals": [(record.total(kind), at[f"item_{kind}"]) for kind in record.totals],
+        "catalog": int(record.header_bytes > 0),
+        "totals": [(record.total(str(spec.counter)), at[spec.name]) for spec in counted if spec.window is None],
         "rings": [
             (ring.first, ring.bucket_seconds, ring.buckets, ring.slot_words,
              [windowed.get((ring.window.name, kind), -1) for kind in ring.kinds])
             for ring in record.rings
         ],
+        "creator_columns": [at[spec.name] for spec in features_of("creator") if spec.name in at],
+    }
+    if not plan["catalog"]:
+        return plan
+    return plan | {
         "creator_offset": _catalog_offset(0),
         "franchise_offset": _catalog_offset(1),
         "topics_offset": _catalog_offset(2),
@@ -60,10 +68,4 @@ def decoder_plan(record: layout.RecordLayout, columns: tuple[str, ...], salts: d
         "creator_salt": salts["c"],
         "franchise_salt": salts["f"],
         "day_seconds": DAY,
-        "creator_columns": [at[spec.name] for spec in features_of("creator")],
     }
-
-
-def _windowed_features(record: layout.RecordLayout) -> list[tuple[str, str, str]]:
-    return [(spec.name, spec.window.name, str(spec.counter))
-            for spec in features_of(record.entity) if spec.window is not None and spec.counter is not None]

@@ -53,6 +53,7 @@ ITEM_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in item_row_features())
 _COLUMN_AT = {name: column for column, name in enumerate(ITEM_COLUMNS)}
 _CREATOR_COLUMNS = np.array([_COLUMN_AT[spec.name] for spec in features_of("creator")])
 Buffer = bytes | bytearray | memoryview
+_NOTHING = np.zeros(0, dtype=np.int64)  # no affinities, no profile: what a creator record's decoding is given
 CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
 KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
 FLAG_TABLE_MAX_BUCKETS = 16  # a ring's flag table has N^2 (N + 1)^2 flags: 0.6 MB of floats per kind at 16
@@ -114,9 +115,11 @@ class FeatureReader:
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
-        self._native = (
-            native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS))
-            if use_native else None
+        self._native, self._creator_decoder = (
+            (native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS)),
+             native_decoder.ItemDecoder(native_decoder.decoder_plan(self.creator_layout, self._creator_names,
+                                                                    _AFFINITY_SALTS)))
+            if use_native else (None, None)
         )
         # replies read into buffers kept per thread: one set for items, one for the creators fetched while the
         # items' records are still in use
@@ -235,8 +238,12 @@ class FeatureReader:
     def _creator_values(self, words: np.ndarray, second: int) -> np.ndarray:
         """The creator features of these counters at `second`: one row per creator, `_creator_names` columns."""
         values = np.zeros((len(words), len(self._creator_names)))
-        self._counters(self.creator_layout, words, second,
-                       {name: values[:, position] for position, name in enumerate(self._creator_names)})
+        if self._creator_decoder is not None:
+            self._creator_decoder.decode(words.astype(">u4").tobytes(), second, float(second), _NOTHING, _NOTHING,
+                                         _NOTHING, values)
+        else:
+            self._counters(self.creator_layout, words, second,
+                           {name: values[:, position] for position, name in enumerate(self._creator_names)})
         return values
 
     def _fetch_creators(self, creators: list[int]) -> np.ndarray:

@@ -95,6 +95,23 @@ def test_the_native_decoder_gives_the_numpy_matrix(config, data):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("config", CONFIGS)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_creator_counters_decode_natively_as_with_numpy(config, data):
+    record = layout.record_layout("creator", config)
+    second = NOW + data.draw(st.integers(-3 * 86400, 3 * 86400))
+    rows = data.draw(st.lists(st.lists(st.integers(0, 2**32 - 1), min_size=record.words, max_size=record.words),
+                              max_size=8))
+    for row in rows:
+        for ring in record.rings:
+            offset = data.draw(st.sampled_from([-1, 0, 1, -86400, 86399]) | st.integers(-60 * 86400, 86400))
+            row[ring.first] = data.draw(st.sampled_from([0, max(second + offset, 1)]))
+    words = np.array(rows, dtype=np.uint32).reshape(len(rows), record.words)
+    fast, slow = readers(config)
+    np.testing.assert_array_equal(fast._creator_values(words, second), slow._creator_values(words, second))
+
+
 def test_a_decoder_plan_that_does_not_fit_the_record_is_refused():
     reader = FeatureReader(NoStore(), PitFeatureConfig())
     plan = native.decoder_plan(reader.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS)
