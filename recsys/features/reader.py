@@ -99,8 +99,8 @@ class FeatureSnapshot:
 
 class FeatureReader:
     def __init__(self, redis: Store, config: PitFeatureConfig, native: bool = True) -> None:
-        """`native`: decode item records with the compiled decoder when it is built (recsys.features.native);
-        False: always with numpy (the same values, slower)."""
+        """`native`: pack requests, parse replies and decode records with the native decoder when it is built
+        (recsys.features.native); False: with redis-py and numpy (the same values, slower)."""
         self.redis = redis
         self.config = config
         self.item_layout = layout.record_layout("item", config)
@@ -115,7 +115,7 @@ class FeatureReader:
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
-        self._native, self._creator_decoder = (
+        self._item_decoder, self._creator_decoder = (
             (native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS)),
              native_decoder.ItemDecoder(native_decoder.decoder_plan(self.creator_layout, self._creator_names,
                                                                     _AFFINITY_SALTS)))
@@ -123,7 +123,7 @@ class FeatureReader:
         )
         # replies read into buffers kept per thread: one set for items, one for the creators fetched while the
         # items' records are still in use
-        native_replies = self._native is not None and not is_cluster(redis)
+        native_replies = self._item_decoder is not None and not is_cluster(redis)
         self._replies = _NativeReplies() if native_replies else None
         self._creator_replies = _NativeReplies() if native_replies else None
 
@@ -159,8 +159,8 @@ class FeatureReader:
         keys, found = _affinity_table(scores)
         topics = np.array([layout.name_hash(t) for t in _profile_topics(profile)], dtype=np.int64)
         matrix = np.zeros((len(ids), len(ITEM_COLUMNS)))
-        if self._native is not None:
-            self._native.decode(joined, math.floor(now), now, keys, found, topics, matrix)
+        if self._item_decoder is not None:
+            self._item_decoder.decode(joined, math.floor(now), now, keys, found, topics, matrix)
         else:
             columns = {name: matrix[:, i] for i, name in enumerate(ITEM_COLUMNS)}
             self._counters(self.item_layout, _counter_words(joined, self.item_layout), now, columns)
@@ -208,7 +208,7 @@ class FeatureReader:
         keep_s = self.config.creator_cache_s
         cache = self._creators if keep_s > 0 else _CreatorCache(self.creator_layout.words, len(self._creator_names))
         with self._creators_lock:  # reads on several threads share the cache
-            if self._native is not None and self._native.creator_features(
+            if self._item_decoder is not None and self._item_decoder.creator_features(
                     joined, cache.hashes, cache.expires, clock, cache.computed_at, cache.values, math.floor(now),
                     matrix) == 0:
                 return  # every creator was in the cache, fresh and computed for this second: the usual read
@@ -227,9 +227,9 @@ class FeatureReader:
 
     def _creator_rows(self, cache: _CreatorCache, records: np.ndarray, joined: Buffer, clock: float) -> np.ndarray:
         """Each item's creator's row in `cache` if fresh there; -1 if not; -2 if the item has no creator."""
-        if self._native is not None:
+        if self._item_decoder is not None:
             rows = np.empty(len(records), dtype=np.int64)
-            self._native.creator_rows(joined, cache.hashes, cache.expires, clock, rows)
+            self._item_decoder.creator_rows(joined, cache.hashes, cache.expires, clock, rows)
             return rows
         creators = records["creator"].astype(np.int64)
         at, fresh = cache.find(creators, clock)

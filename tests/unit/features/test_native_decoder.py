@@ -32,7 +32,7 @@ def test_the_extension_is_built():
 
 def readers(config: PitFeatureConfig) -> tuple[FeatureReader, FeatureReader]:
     fast, slow = FeatureReader(NoStore(), config), FeatureReader(NoStore(), config, native=False)
-    assert fast._native is not None and slow._native is None
+    assert fast._item_decoder is not None and slow._item_decoder is None
     return fast, slow
 
 
@@ -84,7 +84,7 @@ def test_the_native_decoder_gives_the_numpy_matrix(config, data):
 
     fast, slow = readers(config)
     got = np.zeros((n, len(ITEM_COLUMNS)))
-    fast._native.decode(joined, second, now, keys, found, topics, got)
+    fast._item_decoder.decode(joined, second, now, keys, found, topics, got)
 
     expected = np.zeros((n, len(ITEM_COLUMNS)))
     columns = {name: expected[:, i] for i, name in enumerate(ITEM_COLUMNS)}
@@ -127,9 +127,9 @@ def test_records_and_out_of_the_wrong_size_are_refused():
     reader = FeatureReader(NoStore(), PitFeatureConfig())
     empty = np.zeros(0, dtype=np.int64)
     with pytest.raises(ValueError, match="not a whole number"):
-        reader._native.decode(b"x" * 7, NOW, NOW, empty, np.zeros(0), empty, np.zeros((1, len(ITEM_COLUMNS))))
+        reader._item_decoder.decode(b"x" * 7, NOW, NOW, empty, np.zeros(0), empty, np.zeros((1, len(ITEM_COLUMNS))))
     with pytest.raises(ValueError, match="expected 1 records"):
-        reader._native.decode(bytes(reader.item_layout.size), NOW, NOW, empty, np.zeros(0), empty, np.zeros((1, 2)))
+        reader._item_decoder.decode(bytes(reader.item_layout.size), NOW, NOW, empty, np.zeros(0), empty, np.zeros((1, 2)))
 
 
 # ---- replies ----
