@@ -10,10 +10,10 @@ Two round trips, whatever the number of items:
    30 days in daily buckets, so a few seconds of staleness change nothing that matters, and most reads then
    take one round trip; 0 turns the cache off).
 
-Item records are fixed-layout binary strings (recsys.features.layout). On a single node the native decoder
-(recsys.features.native, when built) packs the request, parses the replies into reused buffers and decodes every
-record into the feature matrix in C; otherwise, and on a cluster, redis-py parses the replies and numpy decodes
-all items at once. Both give the same values. `FeatureSnapshot.items` maps an item id to its features without
+Item records are fixed-layout binary strings (recsys.features.layout). The native decoder (recsys.features.native,
+when built) decodes every record into the feature matrix in C; on a single node it also packs the request and
+parses the replies into reused buffers (on a cluster redis-py reads them). Without it, redis-py parses the replies
+and numpy decodes all items at once. Both give the same values. `FeatureSnapshot.items` maps an item id to its features without
 building 1,000 dicts up front; `matrix` / `column()` give the same values as arrays.
 
 Point in time: windowed counts and recent items only reflect events at or before `now` (whole seconds; a bucket
