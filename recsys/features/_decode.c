@@ -471,97 +471,94 @@ static int elements_per_count(char type) {
 static int is_line_type(char type) { return type && strchr("+-:_#,(", type) != NULL; }
 static int is_blob_type(char type) { return type && strchr("$!=", type) != NULL; }
 
-/* Skips one element at *at (an attribute and the reply it annotates count as one): 1 if it is complete (*at moves
- * past it), 0 if it is not all in the buffer, -1 on a protocol error. */
-static int skip_element(const char *data, Py_ssize_t length, Py_ssize_t *at, int depth) {
-    if (depth > 16) {
-        PyErr_SetString(PyExc_ValueError, "RESP: replies nested too deep");
-        return -1;
-    }
-    Py_ssize_t end = line_end(data, length, *at);
-    if (end < 0)
-        return 0;
-    char type = data[*at];
-    long long n;
-    if (is_line_type(type)) {
-        *at = end + 2;
-        return 1;
-    }
-    if (!is_blob_type(type) && !elements_per_count(type)) {
-        PyErr_Format(PyExc_ValueError, "RESP: unknown reply type byte %d", (int)(unsigned char)type);
-        return -1;
-    }
-    if (line_integer(data, *at + 1, end, &n))
-        return -1;
-    if (is_blob_type(type)) {
-        if (n >= 0 && end + 2 + n + 2 > length)
-            return 0;
-        *at = n < 0 ? end + 2 : end + 2 + n + 2;
-        return 1;
-    }
-    Py_ssize_t position = end + 2;
-    for (long long i = 0; i < n * elements_per_count(type); i++) {
-        int complete = skip_element(data, length, &position, depth + 1);
-        if (complete <= 0)
-            return complete;
-    }
-    *at = position;
-    return type == '|' ? skip_element(data, length, at, depth) : 1;
-}
-
-/* Skips the out-of-band push messages (RESP3 '>') at *at: 1 once at a reply, 0 if a push is not all in. */
-static int skip_pushes(const char *data, Py_ssize_t length, Py_ssize_t *at) {
-    while (*at < length && data[*at] == '>') {
-        int complete = skip_element(data, length, at, 0);
-        if (complete <= 0)
-            return complete;
-    }
-    return *at < length;
-}
-
-/* Skips the attribute (RESP3 '|') annotating the reply at *at, if any; the buffer holds the whole reply. */
-static void skip_attribute(const char *data, Py_ssize_t length, Py_ssize_t *at) {
-    if (data[*at] != '|')
-        return;
-    Py_ssize_t end = line_end(data, length, *at);
-    long long pairs = 0;
-    line_integer(data, *at + 1, end, &pairs);  /* checked by skip_element */
-    *at = end + 2;
-    for (long long i = 0; i < 2 * pairs; i++)
-        skip_element(data, length, at, 1);
-}
-
-/* Finds where `count` replies end in a buffer that grows as bytes arrive, resuming where the last look stopped
- * (a 400 KB reply arrives in several reads; scanning it again from its start each time cost more than parsing it). */
+/* Finds where replies end in a buffer that grows as bytes arrive, resuming where the last look stopped (a 400 KB
+ * reply arrives in several reads; scanning it again from its start each time cost more than parsing it). The one
+ * reading of the grammar: ReplyScanner, parse_replies' check that every reply is in, and skip_aggregate use it. */
 #define SCAN_DEPTH 16
 
 typedef struct {
-    PyObject_HEAD
     Py_ssize_t count, done, at;
+    int pushes_are_replies;      /* 0 at the top of a stream: an out-of-band push ('>') there is not a reply */
     int depth;
     long long left[SCAN_DEPTH];  /* elements still to come in each open aggregate */
     char counts[SCAN_DEPTH];     /* whether the aggregate is an element of its parent (not a push or attribute) */
+} ScanState;
+
+/* An element ended: it closes every aggregate it was the last element of. */
+static void element_done(ScanState *state) {
+    while (state->depth > 0) {
+        if (--state->left[state->depth - 1] > 0)
+            return;
+        state->depth--;
+        if (!state->counts[state->depth])
+            return;
+    }
+    state->done++;
+}
+
+/* Scans data[state->at..length): 1 once `count` elements are complete (state->at just past them), 0 if they are not
+ * all in yet (call again with more bytes), -1 on a protocol error (ValueError set). */
+static int scan(ScanState *state, const char *data, Py_ssize_t length) {
+    while (state->done < state->count) {
+        Py_ssize_t end = line_end(data, length, state->at);
+        if (end < 0)
+            return 0;
+        char type = data[state->at];
+        long long n = 0;
+        if (!is_line_type(type)) {
+            if (!is_blob_type(type) && !elements_per_count(type)) {
+                PyErr_Format(PyExc_ValueError, "RESP: unknown reply type byte %d", (int)(unsigned char)type);
+                return -1;
+            }
+            if (line_integer(data, state->at + 1, end, &n))
+                return -1;
+        }
+        int push = type == '>' && state->depth == 0 && !state->pushes_are_replies;
+        if (is_blob_type(type) && n >= 0) {
+            if (end + 2 + n + 2 > length)
+                return 0;
+            state->at = end + 2 + n + 2;
+            element_done(state);
+        } else if (elements_per_count(type) && n > 0) {
+            if (state->depth == SCAN_DEPTH) {
+                PyErr_SetString(PyExc_ValueError, "RESP: replies nested too deep");
+                return -1;
+            }
+            state->left[state->depth] = n * elements_per_count(type);
+            state->counts[state->depth] = type != '|' && !push;
+            state->depth++;
+            state->at = end + 2;
+        } else {  /* a line, a null, an empty aggregate */
+            state->at = end + 2;
+            if (!push && type != '|')
+                element_done(state);
+        }
+    }
+    return 1;
+}
+
+/* Skips the whole aggregate at *at (a push or an attribute), which the buffer holds (scan has checked it). */
+static void skip_aggregate(const char *data, Py_ssize_t length, Py_ssize_t *at) {
+    Py_ssize_t end = line_end(data, length, *at);
+    long long n = 0;
+    line_integer(data, *at + 1, end, &n);
+    ScanState state = {.count = n > 0 ? n * elements_per_count(data[*at]) : 0, .at = end + 2, .pushes_are_replies = 1};
+    scan(&state, data, length);
+    *at = state.at;
+}
+
+typedef struct {
+    PyObject_HEAD
+    ScanState state;
 } ReplyScanner;
 
 static int ReplyScanner_init(ReplyScanner *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"count", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", keywords, &self->count))
+    Py_ssize_t count;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n", keywords, &count))
         return -1;
-    self->done = self->at = 0;
-    self->depth = 0;
+    self->state = (ScanState){.count = count};
     return 0;
-}
-
-/* An element ended: it closes every aggregate it was the last element of. */
-static void element_done(ReplyScanner *self) {
-    while (self->depth > 0) {
-        if (--self->left[self->depth - 1] > 0)
-            return;
-        self->depth--;
-        if (!self->counts[self->depth])
-            return;
-    }
-    self->done++;
 }
 
 static PyObject *ReplyScanner_feed(ReplyScanner *self, PyObject *args) {
@@ -569,51 +566,14 @@ static PyObject *ReplyScanner_feed(ReplyScanner *self, PyObject *args) {
     Py_ssize_t length;
     if (!PyArg_ParseTuple(args, "y*n", &buffer, &length))
         return NULL;
-    if (length < 0 || length > buffer.len || length < self->at) {
+    if (length < 0 || length > buffer.len || length < self->state.at) {
         PyBuffer_Release(&buffer);
         return PyErr_Format(PyExc_ValueError, "length %zd is outside the %zd-byte buffer or before the scan", length,
                             buffer.len);
     }
-    const char *data = buffer.buf;
-    Py_ssize_t result = -1;
-    while (self->done < self->count) {
-        Py_ssize_t end = line_end(data, length, self->at);
-        if (end < 0)
-            break;
-        char type = data[self->at];
-        long long n = 0;
-        if (!is_line_type(type)) {
-            if (!is_blob_type(type) && !elements_per_count(type)) {
-                PyErr_Format(PyExc_ValueError, "RESP: unknown reply type byte %d", (int)(unsigned char)type);
-                break;
-            }
-            if (line_integer(data, self->at + 1, end, &n))
-                break;
-        }
-        if (is_blob_type(type) && n >= 0) {
-            if (end + 2 + n + 2 > length)
-                break;
-            self->at = end + 2 + n + 2;
-            element_done(self);
-        } else if (elements_per_count(type) && n > 0) {
-            if (self->depth == SCAN_DEPTH) {
-                PyErr_SetString(PyExc_ValueError, "RESP: replies nested too deep");
-                break;
-            }
-            self->left[self->depth] = n * elements_per_count(type);
-            self->counts[self->depth] = type != '|' && !(type == '>' && self->depth == 0);
-            self->depth++;
-            self->at = end + 2;
-        } else {  /* a line, a null, an empty aggregate */
-            self->at = end + 2;
-            if (type != '>' || self->depth > 0)  /* an empty push is no reply */
-                element_done(self);
-        }
-    }
-    if (self->done == self->count && !PyErr_Occurred())
-        result = self->at;
+    int complete = scan(&self->state, buffer.buf, length);
     PyBuffer_Release(&buffer);
-    return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(result);
+    return complete < 0 ? NULL : PyLong_FromSsize_t(complete ? self->state.at : -1);
 }
 
 static PyMethodDef ReplyScanner_methods[] = {
@@ -639,7 +599,8 @@ static PyTypeObject ReplyScannerType = {
  * -> float, boolean -> bool, array and set -> list, map -> dict; an error -> error_class(message), returned, not
  * raised, so that the caller reads every reply first. */
 static PyObject *parse_element(const char *data, Py_ssize_t length, Py_ssize_t *at, PyObject *error_class) {
-    skip_attribute(data, length, at);
+    if (data[*at] == '|')
+        skip_aggregate(data, length, at);
     Py_ssize_t end = line_end(data, length, *at);
     char type = data[*at];
     Py_ssize_t start = *at + 1;
@@ -708,7 +669,8 @@ static PyObject *parse_element(const char *data, Py_ssize_t length, Py_ssize_t *
  * the caller to raise). */
 static PyObject *parse_records(const char *data, Py_ssize_t length, Py_ssize_t *at, Py_ssize_t record_size, char *out,
                                Py_ssize_t records, PyObject *error_class) {
-    skip_attribute(data, length, at);
+    if (data[*at] == '|')
+        skip_aggregate(data, length, at);
     if (data[*at] != '*')
         return parse_element(data, length, at, error_class);
     Py_ssize_t end = line_end(data, length, *at);
@@ -720,7 +682,8 @@ static PyObject *parse_records(const char *data, Py_ssize_t length, Py_ssize_t *
     *at = end + 2;
     for (Py_ssize_t i = 0; i < records; i++) {
         char *record = out + i * record_size;
-        skip_attribute(data, length, at);
+        if (data[*at] == '|')
+            skip_aggregate(data, length, at);
         end = line_end(data, length, *at);
         Py_ssize_t size = 0;
         if (data[*at] == '$') {
@@ -747,24 +710,20 @@ static PyObject *parse_replies(PyObject *module, PyObject *args, PyObject *kwarg
                                      &record_size, &out, &error_class))
         return NULL;
     PyObject *replies = NULL;
-    Py_ssize_t at = 0;
-    int complete = 1;
-    for (Py_ssize_t r = 0; r < count && complete == 1; r++) {
-        complete = skip_pushes(buffer.buf, buffer.len, &at);
-        if (complete == 1)
-            complete = skip_element(buffer.buf, buffer.len, &at, 0);
-    }
+    ScanState state = {.count = count};
+    int complete = scan(&state, buffer.buf, buffer.len);
     if (complete != 1) {
         if (complete == 0)
             PyErr_SetString(PyExc_ValueError, "RESP: the buffer does not hold every reply (see ReplyScanner)");
     } else if (record_size <= 0 || out.len % record_size != 0) {
         PyErr_SetString(PyExc_ValueError, "out must hold whole records of record_size > 0 bytes");
     } else {
-        Py_ssize_t length = at;  /* every reply is complete before it */
+        const char *data = buffer.buf;
+        Py_ssize_t length = state.at, at = 0;  /* every reply is complete before state.at */
         replies = PyList_New(count);
-        at = 0;
         for (Py_ssize_t r = 0; replies != NULL && r < count; r++) {
-            skip_pushes(buffer.buf, length, &at);
+            while (data[at] == '>')
+                skip_aggregate(data, length, &at);
             PyObject *reply = r == records_reply ? parse_records(buffer.buf, length, &at, record_size, out.buf,
                                                                  out.len / record_size, error_class)
                                                  : parse_element(buffer.buf, length, &at, error_class);
