@@ -38,7 +38,8 @@ from constructs import Construct
 
 from recsys.config import CHALLENGER_VARIANT, CHAMPION_VARIANT, StageConfig
 from recsys.events import EVENTS_PREFIX
-from stacks.constructs.monitoring_jobs import JobPlacement, JobSchedule, MonitoringJobs
+from stacks.constructs.monitoring_jobs import JobSchedule, MonitoringJobs
+from stacks.constructs.python_lambda import VpcPlacement
 from stacks.foundation import shared_key
 from stacks.nag import acknowledge
 from stacks.network import NetworkStack
@@ -123,14 +124,7 @@ class MonitoringStack(Stack):
         """A metric the platform emits in its own namespace; `service` is the emitting Lambda's purpose."""
         if service is not None:
             dimensions = {"service": self.names.function(service), **dimensions}
-        return cw.Metric(
-            namespace=self.names.metrics_namespace,
-            metric_name=name,
-            dimensions_map=dimensions,
-            statistic=stat,
-            period=self.period,
-            label=label or name,
-        )
+        return self.aws_metric(self.names.metrics_namespace, name, dimensions, stat, label)
 
     def search(self, name: str, stat: str, label: str) -> cw.MathExpression:
         """Every series of one of the platform's metrics, whatever its dimensions (drift per feature, ...)."""
@@ -644,7 +638,7 @@ class MonitoringStack(Stack):
             "Jobs",
             config=config,
             key=key,
-            placement=JobPlacement(vpc=network.vpc, subnets=network.app_subnets,
+            placement=VpcPlacement(vpc=network.vpc, subnets=network.app_subnets,
                                    security_group=network.lambda_security_group),
             environment={
                 "MEMORYDB_ENDPOINT": feature_store_endpoint,

@@ -11,10 +11,9 @@ State names are recsys.pipeline.steps.Step values, which the local runner (recsy
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Duration, IgnoreMode, Stack, TimeZone
+from aws_cdk import Aws, CfnOutput, Duration, Stack, TimeZone
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -29,7 +28,7 @@ from constructs import Construct
 
 from recsys.config import StageConfig
 from recsys.pipeline.steps import Step
-from stacks.constructs.bundling import image_context
+from stacks.constructs.bundling import image_asset, image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.constructs.pipeline_step import (
     SAGEMAKER_TRANSIENT_ERRORS,
@@ -43,7 +42,6 @@ from stacks.nag import acknowledge
 from stacks.network import NetworkStack
 from stacks.serving import ServingStack
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # The images' build context is the repository root; only what each Dockerfile copies is staged (and hashed).
 PROCESSING_CONTEXT = image_context("recsys", "requirements.txt", "containers/processing/Dockerfile",
                                    "containers/processing/job.py")
@@ -138,15 +136,7 @@ class PipelineStack(Stack):
     # --- building blocks ------------------------------------------------------------------------------------
 
     def _image(self, id: str, dockerfile: str, context: list[str]) -> ecr_assets.DockerImageAsset:
-        return ecr_assets.DockerImageAsset(
-            self,
-            id,
-            directory=str(REPO_ROOT),
-            file=dockerfile,
-            exclude=context,
-            ignore_mode=IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
+        return image_asset(self, id, dockerfile=dockerfile, exclude=context, platform=ecr_assets.Platform.LINUX_AMD64)
 
     def _job_role(self) -> iam.Role:
         """The processing and training jobs' execution role: the lake and artifacts buckets, the key, the two

@@ -26,8 +26,10 @@ from functools import cache
 from pathlib import Path
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, IgnoreMode, ILocalBundling
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -47,6 +49,22 @@ _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".so")
 def image_context(*paths: str) -> list[str]:
     """Docker-style excludes for a build context at the repository root that stages only `paths`."""
     return ["*", *(f"!{path}" for path in paths), *HOST_BUILD_OUTPUTS]
+
+
+def image_asset(scope: Construct, id: str, *, dockerfile: str, exclude: list[str], platform: ecr_assets.Platform,
+                display_name: str | None = None) -> ecr_assets.DockerImageAsset:
+    """An image `cdk deploy` builds from the repository root, its context limited by `exclude` (`image_context`);
+    synth only stages the context, so no Docker is needed here."""
+    return ecr_assets.DockerImageAsset(
+        scope,
+        id,
+        directory=str(REPO_ROOT),
+        file=dockerfile,
+        exclude=exclude,
+        ignore_mode=IgnoreMode.DOCKER,
+        platform=platform,
+        display_name=display_name,
+    )
 
 
 def _requirement_name(line: str) -> str:

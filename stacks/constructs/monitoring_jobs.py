@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from aws_cdk import Aws, Duration, IgnoreMode
-from aws_cdk import aws_ec2 as ec2
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -23,25 +21,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from recsys.config import StageConfig
-from stacks.constructs.bundling import image_context
+from stacks.constructs.bundling import image_asset, image_context
 from stacks.constructs.logs import encrypted_log_group
+from stacks.constructs.pipeline_step import SAGEMAKER_TRANSIENT_ERRORS
+from stacks.constructs.python_lambda import VpcPlacement
+from stacks.constructs.ranker_endpoint import SAGEMAKER_VPC_ACTIONS
 from stacks.nag import acknowledge
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The image's build context is the repository root; only what the Dockerfile copies goes into it.
 IMAGE_CONTEXT_EXCLUDES = image_context(
     "recsys/**", "requirements.txt", "requirements-dev.txt", "containers/monitoring/**")
-_ENI_ACTIONS = [
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-]
 
 
 @dataclass(frozen=True)
@@ -52,15 +41,6 @@ class JobSchedule:
     expression: str
     arguments: Sequence[str]
     description: str
-
-
-@dataclass(frozen=True)
-class JobPlacement:
-    """Where the jobs run: the showcase job reads MemoryDB, which only accepts clients in the VPC."""
-
-    vpc: ec2.IVpc
-    subnets: ec2.SubnetSelection
-    security_group: ec2.ISecurityGroup
 
 
 class MonitoringJobs(Construct):
@@ -76,22 +56,15 @@ class MonitoringJobs(Construct):
         *,
         config: StageConfig,
         key: kms.IKey,
-        placement: JobPlacement,
+        placement: VpcPlacement,
         environment: Mapping[str, str],
         schedules: Sequence[JobSchedule],
     ) -> None:
         super().__init__(scope, id)
         settings = config.monitoring.jobs
         prefix = config.prefix
-        self.image = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(REPO_ROOT),
-            file="containers/monitoring/Dockerfile",
-            exclude=IMAGE_CONTEXT_EXCLUDES,
-            ignore_mode=IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
+        self.image = image_asset(self, "Image", dockerfile="containers/monitoring/Dockerfile",
+                                 exclude=IMAGE_CONTEXT_EXCLUDES, platform=ecr_assets.Platform.LINUX_AMD64)
 
         self.role = iam.Role(
             self,
@@ -116,7 +89,7 @@ class MonitoringJobs(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": config.names.metrics_namespace}},
             )
         )
-        self.role.add_to_policy(iam.PolicyStatement(actions=_ENI_ACTIONS, resources=["*"]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=SAGEMAKER_VPC_ACTIONS, resources=["*"]))
 
         subnet_ids = placement.vpc.select_subnets(
             subnet_group_name=placement.subnets.subnet_group_name
@@ -155,7 +128,7 @@ class MonitoringJobs(Construct):
                 # Throttling or a busy account: retry; a job that ran and failed is not retried (the next run comes).
                 "Retry": [
                     {
-                        "ErrorEquals": ["SageMaker.AmazonSageMakerException"],
+                        "ErrorEquals": list(SAGEMAKER_TRANSIENT_ERRORS),
                         "IntervalSeconds": 30,
                         "MaxAttempts": 3,
                         "BackoffRate": 2,

@@ -8,9 +8,7 @@ autoscaling targets (`endpoint/<name>/variant/<variant>`) and the alarms' dimens
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from aws_cdk import Aws, Duration, IgnoreMode
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -26,11 +24,10 @@ from constructs import Construct
 
 from recsys.config import StageConfig, VariantConfig
 from recsys.pipeline.run import PIPELINE_PREFIX
-from stacks.constructs.bundling import image_context
+from stacks.constructs.bundling import image_asset, image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "containers/inference/Dockerfile"
 # The image's build context is the repository root; only what the Dockerfile copies is staged (and hashed).
 IMAGE_CONTEXT = image_context(
@@ -40,8 +37,9 @@ IMAGE_CONTEXT = image_context(
     "containers/inference/server.py",
     "containers/inference/serve",
 )
-# What SageMaker needs to place a model's network interfaces in the VPC; none supports resource-level scoping.
-_VPC_ACTIONS = [
+# What SageMaker needs to place a model's or a job's network interfaces in the VPC; none supports resource-level
+# scoping.
+SAGEMAKER_VPC_ACTIONS = [
     "ec2:CreateNetworkInterface",
     "ec2:CreateNetworkInterfacePermission",
     "ec2:DeleteNetworkInterface",
@@ -84,16 +82,9 @@ class RankerEndpoint(Construct):
         self.endpoint_name = config.names.endpoint
         self.log_group_name = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
 
-        self.image = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(REPO_ROOT),
-            file=DOCKERFILE,
-            exclude=IMAGE_CONTEXT,
-            ignore_mode=IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.custom(serving.image_platform),
-            display_name=f"{self.endpoint_name} inference image",
-        )
+        self.image = image_asset(self, "Image", dockerfile=DOCKERFILE, exclude=IMAGE_CONTEXT,
+                                 platform=ecr_assets.Platform.custom(serving.image_platform),
+                                 display_name=f"{self.endpoint_name} inference image")
         # SageMaker writes the containers' stdout/stderr here; created in advance to be encrypted and to expire.
         self.log_group = encrypted_log_group(
             self,
@@ -270,7 +261,7 @@ class RankerEndpoint(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             )
         )
-        role.add_to_policy(iam.PolicyStatement(actions=_VPC_ACTIONS, resources=["*"]))
+        role.add_to_policy(iam.PolicyStatement(actions=SAGEMAKER_VPC_ACTIONS, resources=["*"]))
         policy = role.node.find_child("DefaultPolicy").node.default_child
         bucket_arn = f"arn:<AWS::Partition>:s3:::{config.names.bucket('artifacts', '<AWS::AccountId>')}"
         acknowledge(
