@@ -107,6 +107,8 @@ class _Call:
     # Read while the endpoint scores (see Recommender._prefetch); None: not read yet.
     boosts: frozenset[str] | None = None
     impressions: dict[str, tuple[float, ...]] | None = None
+    # item_clicks of the items whose PIT features this request has read (the blender's CTR reuses them)
+    pit_clicks: dict[str, float] = field(default_factory=dict)
 
     def degrade(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -332,6 +334,8 @@ class Recommender:
             reader = backends.reader
             pit_items = self._guard(call, "pit_features",
                                     lambda: reader.read(call.request.user_id or "", item_ids, now=call.now).items, {})
+            if pit_items:
+                call.pit_clicks.update(zip(pit_items.item_ids, pit_items.column("item_clicks").tolist()))
         return ExternalColumns.from_serving(schema, item_ids, user=user_row, items=item_rows, pit_user=user.pit,
                                             pit_items=pit_items)
 
@@ -436,10 +440,13 @@ class Recommender:
         if store is None or reader is None:
             return {}
         shown = self._guard(call, "impressions", lambda: store.item_counts(wanted), {})
-        features = self._guard(call, "pit_features", lambda: reader.read("", wanted, now=call.now).items, None)
-        if features is None:
-            return {}
-        clicks = dict(zip(features.item_ids, features.column("item_clicks").tolist()))
+        missing = [item for item in wanted if item not in call.pit_clicks]  # most were read for scoring
+        if missing:
+            features = self._guard(call, "pit_features", lambda: reader.read("", missing, now=call.now).items, None)
+            if features is None:
+                return {}
+            call.pit_clicks.update(zip(features.item_ids, features.column("item_clicks").tolist()))
+        clicks = call.pit_clicks
         return {item: (int(shown.get(item, 0)), int(clicks.get(item, 0))) for item in wanted}
 
     def _filter(self, request: ApiRequest) -> tuple[Filter | None, bool]:
