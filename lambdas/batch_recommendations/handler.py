@@ -14,9 +14,9 @@ from aws_lambda_powertools import Logger
 
 from recsys.config import load_stage
 from recsys.recommend.batch import run_batch_job
-from recsys.recommend.telemetry import service_name
 from recsys.recommend.service import Recommender
 from recsys.recommend.wiring import recommender_from_env
+from recsys.tracker.telemetry import service_name
 
 logger = Logger(service=service_name("batch_recommendations"))
 

@@ -14,13 +14,13 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from recsys.config import load_stage
 from recsys.recommend.api import RecommendApi
-from recsys.recommend.telemetry import metrics_for_recommend, service_name
 from recsys.recommend.wiring import recommend_api_from_env
+from recsys.tracker.telemetry import metrics_for, service_name
 
-SERVICE = service_name()
+SERVICE = service_name("recommend")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
-metrics = metrics_for_recommend()
+metrics = metrics_for("recommend")
 
 
 @functools.cache

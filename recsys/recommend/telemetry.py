@@ -1,7 +1,8 @@
 """CloudWatch metrics (EMF, through Powertools) of the recommend API and the batch recommendations job.
 
 Namespace: POWERTOOLS_METRICS_NAMESPACE (the stacks set `StageConfig.names.metrics_namespace`), the same by
-default locally; dimension `service` (the function name). Per response:
+default locally; dimension `service` (the function name; `recsys.tracker.telemetry.metrics_for` makes the metric
+set). Per response:
 
 - RecommendRequests (1), RecommendLatency (ms), RecommendDegraded (1 when degraded, else 0);
 - EndpointFallbacks (the fallback ranking answered), CircuitOpen (the breaker refused the call);
@@ -11,31 +12,12 @@ default locally; dimension `service` (the function name). Per response:
 
 from __future__ import annotations
 
-import os
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from recsys.config import load_stage
-
-
-class ResponseStats(Protocol):
-    latency_ms: float
-    degraded: bool
-    fallback: bool
-    circuit_open: bool
-    boosts_disabled: int
-    boosts_capped: int
-    exposures: int
-
-
-def service_name(function: str = "recommend") -> str:
-    return os.environ.get("POWERTOOLS_SERVICE_NAME") or load_stage().names.function(function)
-
-
-def metrics_for_recommend(function: str = "recommend") -> EphemeralMetrics:
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or load_stage().names.metrics_namespace
-    return EphemeralMetrics(namespace=namespace, service=service_name(function))
+if TYPE_CHECKING:
+    from recsys.recommend.service import ResponseStats
 
 
 def record_response(metrics: EphemeralMetrics, stats: ResponseStats) -> None:
