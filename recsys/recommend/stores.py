@@ -21,6 +21,7 @@ from typing import Any
 from recsys.blender import Exposure
 from recsys.features import layout
 from recsys.filters import FilterRecord
+from recsys.store import Batch, Script
 
 Loader = Callable[[list[str]], Mapping[str, Mapping[str, Any]]]
 
@@ -92,13 +93,15 @@ return #ARGV - 3
 """
 
 
+RECORD_IMPRESSIONS = Script(_RECORD_IMPRESSIONS)
+
+
 class ImpressionStore:
     def __init__(self, redis: Any, prefix: str, ttl_s: int, keep: int) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.keep = keep
-        self._record = redis.register_script(_RECORD_IMPRESSIONS)
 
     def user_key(self, user_id: str) -> str:
         return f"{self.prefix}:rec:{{u:{user_id}}}:impressions"
@@ -111,11 +114,11 @@ class ImpressionStore:
         if not item_ids:
             return
         items = list(dict.fromkeys(item_ids))
-        self._record(keys=[self.user_key(user_id)], args=[f"{now:.3f}", self.keep, self.ttl_s, *items])
-        pipe = self.redis.pipeline(transaction=False)
+        batch = Batch(self.redis)  # one round trip: the user's history and the items' counts
+        batch.script(RECORD_IMPRESSIONS, [self.user_key(user_id)], [f"{now:.3f}", self.keep, self.ttl_s, *items])
         for item_id in items:
-            pipe.hincrby(self.item_counts_key, item_id, 1)
-        pipe.execute()
+            batch.command("HINCRBY", self.item_counts_key, item_id, 1)
+        batch.execute()
 
     def user_impressions(self, user_id: str) -> dict[str, tuple[float, ...]]:
         raw = self.redis.hgetall(self.user_key(user_id))
