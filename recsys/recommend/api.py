@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from recsys.config import RecommendConfig
 from recsys.filters import (
     FilterExistsError,
     FilterNotFoundError,
@@ -106,9 +105,9 @@ def _filter_routes(registry: FilterRegistry) -> dict[tuple[str, str], Route]:
 
 
 class RecommendApi(JsonApi):
-    def __init__(self, recommender: Recommender, config: RecommendConfig) -> None:
+    def __init__(self, recommender: Recommender) -> None:
         def route(name: str) -> Route:
-            return lambda body: (200, recommender.handle(parse_request(name, body, config)))
+            return lambda body: (200, recommender.handle(parse_request(name, body, recommender.config)))
 
         routes = {("POST", f"/{name}"): route(name) for name in ROUTE_FIELDS}
         store_errors = recommender.backends.store_errors

@@ -88,7 +88,7 @@ def serve_recommend_api(model_dir: str | Path, *, scoring_url: str | Mapping[str
         feature_store=feature_store, sinks=tuple(sinks),
         blender_loader=ssm_parameter_loader(blender_parameter) if blender_parameter else None,
         config=recommend_config, background=True)
-    api = RecommendApi(recommender, recommend_config)
+    api = RecommendApi(recommender)
     http = LocalHttpApi(lambda event, context: api.handle_apigateway(event),
                         function_name=stage_config.names.function("recommend"), port=port)
     return LocalRecommendApi(http.start(), recommender, stops)

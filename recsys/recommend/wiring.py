@@ -190,4 +190,4 @@ def recommender_from_env(stage: StageConfig, metrics: Any = None) -> Recommender
 
 def recommend_api_from_env(stage: StageConfig, metrics: Any = None) -> RecommendApi:
     recommender = recommender_from_env(stage, metrics)
-    return RecommendApi(recommender, recommender.config)
+    return RecommendApi(recommender)
