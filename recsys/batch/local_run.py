@@ -21,7 +21,8 @@ from recsys.batch.ingest import StoreTarget
 from recsys.batch.pipeline import TRAINING_PREFIX, BatchResult, BatchRun, run_batch, spark_session
 from recsys.batch.window import DAY_S, parse_cutoff, utc_date
 from recsys.config import LOCAL_ACCOUNT, StageConfig
-from recsys.events import EVENTS_PREFIX, FEATURES_PREFIX, ITEMS_PREFIX, USERS_PREFIX
+from recsys.events import EVENTS_PREFIX, FEATURES_PREFIX
+from recsys.lake.listing import download, event_dates, history_keys
 
 
 @dataclass
@@ -33,22 +34,9 @@ class LocalBatchReport:
         return self.result.summary() + "\n" + self.preview
 
 
-def _keys(bucket: str, prefix: str) -> list[str]:
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    return [obj["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for obj in page.get("Contents", [])]
-
-
-def _event_dates(bucket: str) -> list[str]:
-    prefixes = []
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{EVENTS_PREFIX}/", Delimiter="/"):
-        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-    return sorted(p.rstrip("/").split("event_date=", 1)[1] for p in prefixes if "event_date=" in p)
-
-
 def latest_cutoff(bucket: str) -> float:
     """Midnight after the newest event date in the lake: a cutoff that sees all of the lake's history."""
-    dates = _event_dates(bucket)
+    dates = event_dates(bucket)
     if not dates:
         raise ValueError(f"lake: no events under s3://{bucket}/{EVENTS_PREFIX}/")
     return parse_cutoff(dates[-1]) + DAY_S
@@ -57,22 +45,7 @@ def latest_cutoff(bucket: str) -> float:
 def stage_lake(bucket: str, run: BatchRun, destination: Path) -> int:
     """Download the event partitions the run reads and the newest users/items imports; returns the file count."""
     first, last = run.read_range().partition_dates()
-    keys = [
-        key
-        for date in _event_dates(bucket)
-        if first <= date <= last
-        for key in _keys(bucket, f"{EVENTS_PREFIX}/event_date={date}/")
-    ]
-    for prefix in (USERS_PREFIX, ITEMS_PREFIX):
-        imports = sorted({key.split("/")[2] for key in _keys(bucket, f"{prefix}/") if "/import_id=" in key})
-        if imports:
-            keys += _keys(bucket, f"{prefix}/{imports[-1]}/")
-    s3 = aws.client("s3")
-    for key in keys:
-        target = destination / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-    return len(keys)
+    return download(bucket, history_keys(bucket, lambda date: first <= date <= last), destination)
 
 
 def publish_outputs(output: Path, bucket: str) -> int:

@@ -49,21 +49,19 @@ from typing import Any
 
 from recsys import aws
 from recsys.config import CHALLENGER_VARIANT, CHAMPION_VARIANT, LOCAL_ACCOUNT, StageConfig
+from recsys.batch.window import DAY_S, utc_date
 from recsys.evaluation.pipeline import EvalConfig
-from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX
+from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX
 from recsys.local.resources import LocalResources
 from recsys.local.steps import StepPrinter
+from recsys.lake.listing import download, event_dates, history_keys, keys, newest_import
 from recsys.pipeline.gate import GateDecision, GateMetrics, decide
+from recsys.pipeline.run import PipelineInputError
 from recsys.pipeline.steps import PIPELINE_STEPS, Step
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT_FILE = "deployment.json"
 INFERENCE_IMAGE = "recsys-inference:local"  # the image CDK builds from containers/inference; only named locally
-DAY_S = 86_400
-
-
-class PipelineInputError(ValueError):
-    """The lake does not hold what the run needs; the message says what is missing."""
 
 
 class PipelineFailed(RuntimeError):
@@ -196,23 +194,6 @@ class DailyRun:
 # --- lake access -------------------------------------------------------------------------------------------------
 
 
-def _keys(bucket: str, prefix: str) -> list[str]:
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    return [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
-
-
-def _event_dates(bucket: str) -> list[str]:
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    prefixes = [p["Prefix"] for page in paginator.paginate(Bucket=bucket, Prefix=f"{EVENTS_PREFIX}/", Delimiter="/")
-                for p in page.get("CommonPrefixes", [])]
-    return sorted(p.rstrip("/").split("event_date=", 1)[1] for p in prefixes if "event_date=" in p)
-
-
-def _newest_import(bucket: str, prefix: str) -> list[str]:
-    imports = sorted({key.split("/")[2] for key in _keys(bucket, f"{prefix}/") if "/import_id=" in key})
-    return _keys(bucket, f"{prefix}/{imports[-1]}/") if imports else []
-
-
 def lake_event_ids(bucket: str, first_date: str) -> list[str]:
     """The event ids of every lake event dated `first_date` (YYYY-MM-DD) or later, one per stored record (a
     duplicate delivery shows twice): what the tracker delivered after an import that ends before that date."""
@@ -220,10 +201,10 @@ def lake_event_ids(bucket: str, first_date: str) -> list[str]:
 
     s3 = aws.client("s3")
     ids = []
-    for date in _event_dates(bucket):
+    for date in event_dates(bucket):
         if date < first_date:
             continue
-        for key in _keys(bucket, f"{EVENTS_PREFIX}/event_date={date}/"):
+        for key in keys(bucket, f"{EVENTS_PREFIX}/event_date={date}/"):
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             text = gzip.decompress(body) if key.endswith(".gz") else body
             ids += [json.loads(line)["event_id"] for line in text.decode().splitlines() if line.strip()]
@@ -234,10 +215,6 @@ def _importable_containers() -> None:
     """containers/ (the training and inference entrypoints) sits next to the recsys package, outside it."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-
-
-def _utc_date(seconds: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
 
 
 # --- the steps ---------------------------------------------------------------------------------------------------
@@ -256,10 +233,10 @@ def validate_input(run: DailyRun) -> str:
         raise PipelineInputError(str(exc)) from None
     if run.cutoff % DAY_S:
         raise PipelineInputError(f"cutoff: {run.cutoff} is not a UTC midnight (the daily run's history is whole days)")
-    dates = _event_dates(bucket)
-    cutoff_date = _utc_date(run.cutoff)
-    window_start = _utc_date(run.cutoff - batch.window_days * DAY_S)
-    horizon_start = _utc_date(run.cutoff - batch.label_horizon_days * DAY_S)
+    dates = event_dates(bucket)
+    cutoff_date = utc_date(run.cutoff)
+    window_start = utc_date(run.cutoff - batch.window_days * DAY_S)
+    horizon_start = utc_date(run.cutoff - batch.label_horizon_days * DAY_S)
     in_window = [d for d in dates if window_start <= d < cutoff_date]
     in_horizon = [d for d in in_window if d >= horizon_start]
     if not in_window:
@@ -268,33 +245,24 @@ def validate_input(run: DailyRun) -> str:
     if not in_horizon:
         raise PipelineInputError(f"lake s3://{bucket}/{EVENTS_PREFIX}/: no event partition in the label horizon "
                                  f"[{horizon_start}, {cutoff_date}): the training set would have no labels")
-    if not _newest_import(bucket, ITEMS_PREFIX):
+    if not newest_import(bucket, ITEMS_PREFIX):
         raise PipelineInputError(f"lake s3://{bucket}/{ITEMS_PREFIX}/: no items import (import the dataset first)")
-    return (f"cutoff {_utc_date(run.cutoff)}T00:00Z; {len(in_window)} event dates in the {batch.window_days}-day "
+    return (f"cutoff {utc_date(run.cutoff)}T00:00Z; {len(in_window)} event dates in the {batch.window_days}-day "
             f"window, {len(in_horizon)} in the {batch.label_horizon_days}-day label horizon")
 
 
 def _stage_history(run: DailyRun) -> int:
     """Download every event partition before the cutoff and the newest users/items imports (the ProcessingInput;
     the training and evaluation jobs read the same history)."""
-    bucket = run.resources.lake_bucket
-    cutoff_date = _utc_date(run.cutoff)
-    keys = [key for date in _event_dates(bucket) if date < cutoff_date
-            for key in _keys(bucket, f"{EVENTS_PREFIX}/event_date={date}/")]
-    keys += _newest_import(bucket, USERS_PREFIX) + _newest_import(bucket, ITEMS_PREFIX)
-    s3 = aws.client("s3")
-    for key in keys:
-        target = run.lake_dir / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-    return len(keys)
+    bucket, cutoff_date = run.resources.lake_bucket, utc_date(run.cutoff)
+    return download(bucket, history_keys(bucket, lambda date: date < cutoff_date), run.lake_dir)
 
 
 def _batch_run(run: DailyRun, mode: str):
     from recsys.batch.pipeline import BatchRun
 
     batch = run.config.batch_features.resolved(run.config.pit_features)
-    return BatchRun(str(run.lake_dir), str(run.output_dir), run.cutoff, batch, mode, _utc_date(run.cutoff))
+    return BatchRun(str(run.lake_dir), str(run.output_dir), run.cutoff, batch, mode, utc_date(run.cutoff))
 
 
 def batch_features(run: DailyRun) -> str:
@@ -350,7 +318,7 @@ def build_training_set(run: DailyRun) -> str:
     finally:
         run.stop_spark()  # the remaining steps are single-machine Python: give the memory back
     publish_outputs(run.output_dir, run.resources.lake_bucket)
-    return (f"{run.training.rows['training']:,} rows at T = {_utc_date(training_run.label_cutoff)} "
+    return (f"{run.training.rows['training']:,} rows at T = {utc_date(training_run.label_cutoff)} "
             f"(labels from the next {run.config.batch_features.label_horizon_days} days) -> "
             f"s3://{run.resources.lake_bucket}/training/")
 

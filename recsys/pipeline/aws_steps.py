@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from recsys import aws
 from recsys.config import StageConfig, load_stage
 from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX
+from recsys.lake import listing
+from recsys.monitoring.storage import split_s3
 from recsys.pipeline.deploy import DeployPlan, champion_variant, endpoint_config_request, plan_deploy
 from recsys.pipeline.gate import GateMetrics, decide
 from recsys.pipeline.registry import (
@@ -85,19 +87,6 @@ class StepSettings:
         )
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
-def _list_keys(bucket: str, prefixes: tuple[str, ...]) -> list[str]:
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    return [obj["Key"] for prefix in prefixes for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])]
-
-
 # --- ValidateInput --------------------------------------------------------------------------------------------
 
 
@@ -116,10 +105,11 @@ def validate_input(event: Mapping[str, Any], settings: StepSettings) -> dict[str
         artifacts_bucket=settings.artifacts_bucket,
         training_image=settings.training_image or "",
     )
-    keys = _list_keys(settings.lake_bucket, (f"{EVENTS_PREFIX}/", f"{ITEMS_PREFIX}/", f"{USERS_PREFIX}/"))
+    keys = [key for prefix in (EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX)
+            for key in listing.keys(settings.lake_bucket, f"{prefix}/")]
     manifest = lake_manifest(keys, lake_bucket=settings.lake_bucket, cutoff=plan.cutoff_epoch,
                              window_days=plan.window_days)
-    bucket, key = _split_s3(plan.interactions_manifest)
+    bucket, key = split_s3(plan.interactions_manifest)
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode(),
                                 ContentType="application/json")
     return {**plan.to_dict(), "input_objects": len(manifest) - 1}
@@ -165,7 +155,7 @@ def champion_metrics(endpoint_name: str) -> GateMetrics | None:
 @transient_errors
 def quality_gate(event: Mapping[str, Any], settings: StepSettings) -> dict[str, Any]:
     run = event["run"]
-    bucket, key = _split_s3(run["evaluation_report"])
+    bucket, key = split_s3(run["evaluation_report"])
     report = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     gate = settings.config.pipeline.quality_gate
     decision = decide(GateMetrics.from_report(report, gate), champion_metrics(settings.config.names.endpoint), gate)
@@ -276,7 +266,7 @@ def _publish_live_models(plan: DeployPlan, model_data: str, champion: Mapping[st
     for variant, source in sources.items():
         if not source.startswith("s3://"):
             continue
-        bucket, key = _split_s3(source)
+        bucket, key = split_s3(source)
         target = serving.live_model_key(variant)
         if (bucket, key) != (settings.artifacts_bucket, target):
             s3.copy_object(Bucket=settings.artifacts_bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
