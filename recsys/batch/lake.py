@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recsys.batch.paths import join_uri
 from recsys.batch.spec import CATEGORY_COLUMNS, JACCARD_COLUMNS
 from recsys.batch.window import TimeRange
 from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX
@@ -40,10 +41,6 @@ class LakeError(ValueError):
 
 def spark_uri(uri: str) -> str:
     return "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
-
-
-def join_uri(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
 def _hadoop_fs(spark: SparkSession, uri: str):

@@ -18,7 +18,8 @@ from pyspark.sql import functions as F
 from recsys import aws
 from recsys.batch.feature_store import LocalFeatureStore, OfflineStoreLocation, feature_group
 from recsys.batch.ingest import StoreTarget
-from recsys.batch.pipeline import TRAINING_PREFIX, BatchResult, BatchRun, run_batch, spark_session
+from recsys.batch.paths import TRAINING_PREFIX
+from recsys.batch.pipeline import BatchResult, BatchRun, run_batch, spark_session
 from recsys.batch.window import DAY_S, parse_cutoff, utc_date
 from recsys.config import LOCAL_ACCOUNT, StageConfig
 from recsys.events import EVENTS_PREFIX, FEATURES_PREFIX

@@ -23,25 +23,14 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from recsys.batch.ingest import StoreTarget, ingest_frame
-from recsys.batch.lake import join_uri, read_events, read_items, read_users, spark_uri
+from recsys.batch.lake import read_events, read_items, read_users, spark_uri
+from recsys.batch.paths import feature_table_uri, training_set_uri
 from recsys.batch.spark_features import compute_item_features, compute_item_pairs, compute_user_features
 from recsys.batch.training_set import build_training_set
 from recsys.batch.window import DAY_S, TimeRange, cutoff_label, utc_date
 from recsys.config import BatchFeatureConfig
-from recsys.events import FEATURES_PREFIX
 
 MODES = ("features", "training-set", "all")
-TRAINING_PREFIX = "training"
-
-
-def feature_table_uri(output: str, table: str, snapshot_date: str) -> str:
-    return join_uri(output, FEATURES_PREFIX, table, f"snapshot_date={snapshot_date}")
-
-
-def training_set_uri(output: str, cutoff: float) -> str:
-    return join_uri(output, TRAINING_PREFIX, f"cutoff={cutoff_label(cutoff)}")
-
-
 @dataclass(frozen=True)
 class BatchRun:
     lake: str

@@ -19,13 +19,9 @@ from pathlib import Path
 if __name__ == "__main__":  # submitted as a file: make the recsys package next to it importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from recsys.events import FEATURES_PREFIX  # noqa: E402
+from recsys.batch.paths import feature_table_uri  # noqa: E402
 
 INGESTED_ENTITIES = ("user", "item")
-
-
-def snapshot_uri(output: str, entity: str, snapshot_date: str) -> str:
-    return f"{output.rstrip('/')}/{FEATURES_PREFIX}/{entity}/snapshot_date={snapshot_date}"
 
 
 def ingest_snapshot(spark, output: str, snapshot_date: str, target) -> dict[str, int]:
@@ -35,7 +31,7 @@ def ingest_snapshot(spark, output: str, snapshot_date: str, target) -> dict[str,
 
     written = {}
     for group in target.groups:
-        frame = spark.read.parquet(spark_uri(snapshot_uri(output, group.entity, snapshot_date)))
+        frame = spark.read.parquet(spark_uri(feature_table_uri(output, group.entity, snapshot_date)))
         written[group.name] = ingest_frame(frame, group, target)
     return written
 

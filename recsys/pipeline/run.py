@@ -16,12 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from recsys.batch.paths import feature_table_uri, training_set_uri
 from recsys.batch.window import DAY_S, TimeRange, cutoff_label, parse_cutoff, utc_date
 from recsys.config import StageConfig
-from recsys.events import EVENTS_PREFIX, FEATURES_PREFIX, ITEMS_PREFIX, USERS_PREFIX
+from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX
 
-# recsys.batch.pipeline.TRAINING_PREFIX (not imported: that module needs pyspark, which Lambdas lack).
-TRAINING_PREFIX = "training"
 PIPELINE_PREFIX = "pipeline"
 # SageMaker job, model and endpoint-config names: at most 63 of [a-zA-Z0-9-].
 MAX_NAME = 63
@@ -134,7 +133,7 @@ def plan_run(
         window_days=window,
         lake=lake,
         output=lake,
-        training_set=f"{lake}/{TRAINING_PREFIX}/cutoff={cutoff_label(training_cutoff)}/",
+        training_set=training_set_uri(lake, training_cutoff) + "/",
         artifacts=f"{artifacts}/",
         interactions_manifest=f"{artifacts}/interactions.manifest",
         evaluation=f"{artifacts}/evaluation/",
@@ -167,7 +166,7 @@ def _hyperparameters(value: Any) -> dict[str, str]:
 
 def feature_snapshot(plan: RunPlan, table: str) -> str:
     """Where the batch job writes `table` (user, item, item_pairs) for the run's snapshot date."""
-    return f"{plan.output}/{FEATURES_PREFIX}/{table}/snapshot_date={plan.snapshot_date}/"
+    return feature_table_uri(plan.output, table, plan.snapshot_date) + "/"
 
 
 def lake_manifest(keys: Iterable[str], *, lake_bucket: str, cutoff: float, window_days: int) -> list[Any]:

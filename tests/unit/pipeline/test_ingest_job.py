@@ -7,8 +7,9 @@ import json
 import pytest
 
 from recsys.batch.feature_store import LocalFeatureStore, feature_group
+from recsys.batch.paths import feature_table_uri
 from recsys.config import load_stage
-from recsys.pipeline.ingest_job import main, snapshot_uri
+from recsys.pipeline.ingest_job import main
 
 pytestmark = pytest.mark.timeout(300)
 VALUES = {"Integral": 3, "Fractional": 0.5, "String": "x"}
@@ -19,7 +20,7 @@ def _snapshot(spark, root, entity: str, ids: list[str]) -> None:
     rows = [{name: (record_id if name == group.record_identifier else
                     1_709_251_200.0 if name == "event_time" else VALUES[kind])
              for name, kind in group.features} for record_id in ids]
-    spark.createDataFrame(rows).write.mode("overwrite").parquet(snapshot_uri(str(root), entity, "2024-03-01"))
+    spark.createDataFrame(rows).write.mode("overwrite").parquet(feature_table_uri(str(root), entity, "2024-03-01"))
 
 
 def test_the_snapshot_of_the_date_is_written_to_the_online_store(spark, redis_client, local_platform, tmp_path,
