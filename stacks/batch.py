@@ -36,7 +36,6 @@ class BatchStack(Stack):
             config=config,
             bucket=lake_bucket,
             key=key,
-            database_name=self.catalog.database_name,
             database=self.catalog.database,
         )
 

@@ -38,6 +38,7 @@ from constructs import Construct
 
 from recsys.config import CHALLENGER_VARIANT, CHAMPION_VARIANT, StageConfig
 from recsys.events import EVENTS_PREFIX
+from stacks.constructs.memorydb import client_environment
 from stacks.constructs.monitoring_jobs import JobSchedule, MonitoringJobs
 from stacks.constructs.python_lambda import VpcPlacement
 from stacks.foundation import shared_key
@@ -640,12 +641,7 @@ class MonitoringStack(Stack):
             key=key,
             placement=VpcPlacement(vpc=network.vpc, subnets=network.app_subnets,
                                    security_group=network.lambda_security_group),
-            environment={
-                "MEMORYDB_ENDPOINT": feature_store_endpoint,
-                "MEMORYDB_PORT": str(config.memorydb.port),
-                "MEMORYDB_TLS": "true",
-                "MEMORYDB_SECRET_ARN": secret_arn,
-            },
+            environment=client_environment(feature_store_endpoint, config.memorydb.port, secret_arn),
             schedules=schedules,
         )
         self._grant_job_data(job_runner.role, lake=lake, artifacts=artifacts, secret_arn=secret_arn)

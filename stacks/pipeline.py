@@ -26,6 +26,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from recsys.batch.feature_store import STORE_ENTITIES
 from recsys.config import StageConfig
 from recsys.pipeline.steps import Step
 from stacks.constructs.bundling import image_asset, image_context
@@ -158,7 +159,7 @@ class PipelineStack(Stack):
         self.processing_image.repository.grant_pull(role)
         self.training_image.repository.grant_pull(role)
         sagemaker_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        groups = [f"{sagemaker_arn}:feature-group/{self.config.names.feature_group(e)}" for e in ("user", "item")]
+        groups = [f"{sagemaker_arn}:feature-group/{self.config.names.feature_group(e)}" for e in STORE_ENTITIES]
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:PutRecord"], resources=groups))
         log_groups = [
             f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/{kind}"

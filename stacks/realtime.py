@@ -134,6 +134,8 @@ class RealtimeStack(Stack):
             key=key,
             throttle_rate_per_s=tracker.throttle_rate_per_s,
             throttle_burst=tracker.throttle_burst,
+            log_retention_days=tracker.function.log_retention_days,
+            log_retention_field="event_tracker.function.log_retention_days",
         ).api
 
         CfnOutput(self, "EventTrackerUrl", value=self.api.url)

@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from recsys.batch.feature_store import STORE_ENTITIES
 from recsys.blender.config import DEFAULT_CONFIG
 from recsys.config import StageConfig
 from recsys.recommend.request import ROUTE_FIELDS
@@ -26,7 +27,6 @@ from stacks.realtime import RealtimeStack
 # recsys.recommend.api: the recommendation routes, then the named-filter administration routes.
 FILTER_ROUTES = ("filters", "filters/list", "filters/describe", "filters/delete")
 ROUTES = (*ROUTE_FIELDS, *FILTER_ROUTES)
-FEATURE_ENTITIES = ("user", "item")
 # numpy, SciPy, pandas and scikit-learn do not fit a zip bundle: both functions run from one image.
 RECOMMEND_IMAGE = ContainerImage(
     dockerfile="lambdas/recommend/Dockerfile",
@@ -119,7 +119,7 @@ class RecommendStack(Stack):
         endpoint_arn = self.format_arn(service="sagemaker", resource="endpoint", resource_name=names.endpoint)
         feature_groups = [
             self.format_arn(service="sagemaker", resource="feature-group", resource_name=names.feature_group(entity))
-            for entity in FEATURE_ENTITIES
+            for entity in STORE_ENTITIES
         ]
         firehose_arn = self.format_arn(
             service="firehose", resource="deliverystream", resource_name=names.firehose_stream

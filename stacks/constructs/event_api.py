@@ -49,15 +49,13 @@ class LambdaRestApi(Construct):
         key: kms.IKey,
         throttle_rate_per_s: int,
         throttle_burst: int,
-        log_retention_days: int | None = None,
-        log_retention_field: str = "event_tracker.function.log_retention_days",
+        log_retention_days: int,
+        log_retention_field: str,
         cloud_watch_role: bool = True,
     ) -> None:
         super().__init__(scope, id)
-        days = config.event_tracker.function.log_retention_days if log_retention_days is None else log_retention_days
-        retention = dict(key=key, days=days, retain=config.retain_data)
-        field = log_retention_field
-        access_logs = encrypted_log_group(self, "AccessLogs", field=field, **retention)
+        retention = dict(key=key, days=log_retention_days, retain=config.retain_data)
+        access_logs = encrypted_log_group(self, "AccessLogs", field=log_retention_field, **retention)
         self.api = apigw.RestApi(
             self,
             "Api",
@@ -96,7 +94,7 @@ class LambdaRestApi(Construct):
             self,
             "ExecutionLogs",
             name=Fn.join("", ["API-Gateway-Execution-Logs_", self.api.rest_api_id, f"/{STAGE_NAME}"]),
-            field=field,
+            field=log_retention_field,
             **retention,
         )
         self.api.deployment_stage.node.add_dependency(execution_logs)

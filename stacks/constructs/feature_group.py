@@ -8,7 +8,8 @@ manage only those tables.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnResource, Stack
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -36,10 +37,10 @@ class BatchFeatureGroups(Construct):
         config: StageConfig,
         bucket: s3.IBucket,
         key: kms.IKey,
-        database_name: str,
-        database: CfnResource | None = None,
+        database: glue.CfnDatabase,
     ) -> None:
         super().__init__(scope, id)
+        database_name = config.names.glue_database
         prefix = config.batch_features.offline_store_prefix.strip("/")
         groups = list(feature_groups(config.names).values())
         stack = Stack.of(self)
@@ -120,6 +121,5 @@ class BatchFeatureGroups(Construct):
             )
             # Feature Store checks the role when it creates the group, and creates its table in the database.
             resource.node.add_dependency(self.policy)
-            if database is not None:
-                resource.add_resource_dependency(database)
+            resource.add_resource_dependency(database)
             self.groups[group.entity] = resource

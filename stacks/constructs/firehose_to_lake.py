@@ -179,4 +179,3 @@ class FirehoseToLake(Construct):
         )
         # Firehose checks its role's permissions when the stream is created.
         self.stream.node.add_dependency(policy)
-        self.stream_arn = self.stream.attr_arn

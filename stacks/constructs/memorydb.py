@@ -16,6 +16,16 @@ from recsys.config import StageConfig
 from stacks.nag import acknowledge
 
 
+def client_environment(endpoint: str, port: int, secret_arn: str) -> dict[str, str]:
+    """What recsys.store.redis_from_env reads to connect a client: TLS, the ACL user's password from the secret."""
+    return {
+        "MEMORYDB_ENDPOINT": endpoint,
+        "MEMORYDB_PORT": str(port),
+        "MEMORYDB_SECRET_ARN": secret_arn,
+        "MEMORYDB_TLS": "true",
+    }
+
+
 class MemoryDbCluster(Construct):
     """`endpoint`:`port` is the cluster endpoint; clients authenticate with the user and password in `secret`
     (`{"username": ..., "password": ...}`, what `recsys.store.redis_from_env` reads)."""
@@ -110,10 +120,4 @@ class MemoryDbCluster(Construct):
         self.cluster.apply_removal_policy(removal)
         self.endpoint = self.cluster.attr_cluster_endpoint_address
         self.port = settings.port
-        # What recsys.store.redis_from_env reads to connect a Lambda (TLS, ACL user's password from the secret).
-        self.client_environment = {
-            "MEMORYDB_ENDPOINT": self.endpoint,
-            "MEMORYDB_PORT": str(self.port),
-            "MEMORYDB_SECRET_ARN": self.secret.secret_arn,
-            "MEMORYDB_TLS": "true",
-        }
+        self.client_environment = client_environment(self.endpoint, self.port, self.secret.secret_arn)
