@@ -20,10 +20,10 @@ from recsys.batch.feature_store import LocalFeatureStore, OfflineStoreLocation, 
 from recsys.batch.ingest import StoreTarget
 from recsys.batch.paths import TRAINING_PREFIX
 from recsys.batch.pipeline import BatchResult, BatchRun, run_batch, spark_session
-from recsys.batch.window import DAY_S, parse_cutoff, utc_date
+from recsys.batch.window import utc_date
 from recsys.config import LOCAL_ACCOUNT, StageConfig
-from recsys.events import EVENTS_PREFIX, FEATURES_PREFIX
-from recsys.lake.listing import download, event_dates, history_keys
+from recsys.events import FEATURES_PREFIX
+from recsys.lake.listing import download, history_keys, latest_cutoff
 
 
 @dataclass
@@ -33,14 +33,6 @@ class LocalBatchReport:
 
     def summary(self) -> str:
         return self.result.summary() + "\n" + self.preview
-
-
-def latest_cutoff(bucket: str) -> float:
-    """Midnight after the newest event date in the lake: a cutoff that sees all of the lake's history."""
-    dates = event_dates(bucket)
-    if not dates:
-        raise ValueError(f"lake: no events under s3://{bucket}/{EVENTS_PREFIX}/")
-    return parse_cutoff(dates[-1]) + DAY_S
 
 
 def stage_lake(bucket: str, run: BatchRun, destination: Path) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recsys import aws
+from recsys.batch.window import DAY_S, parse_cutoff
 from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX, USERS_PREFIX
 
 
@@ -21,6 +22,15 @@ def event_dates(bucket: str) -> list[str]:
     prefixes = [p["Prefix"] for page in paginator.paginate(Bucket=bucket, Prefix=f"{EVENTS_PREFIX}/", Delimiter="/")
                 for p in page.get("CommonPrefixes", [])]
     return sorted(p.rstrip("/").split("event_date=", 1)[1] for p in prefixes if "event_date=" in p)
+
+
+def latest_cutoff(bucket: str, dates: list[str] | None = None) -> float:
+    """Midnight after the newest event date in the lake: a cutoff that sees all of the lake's history. `dates`: the
+    bucket's `event_dates`, when already listed."""
+    dates = event_dates(bucket) if dates is None else dates
+    if not dates:
+        raise ValueError(f"lake: no events under s3://{bucket}/{EVENTS_PREFIX}/")
+    return parse_cutoff(dates[-1]) + DAY_S
 
 
 def newest_import(bucket: str, prefix: str) -> list[str]:

@@ -54,7 +54,7 @@ from recsys.evaluation.pipeline import EvalConfig
 from recsys.events import EVENTS_PREFIX, ITEMS_PREFIX
 from recsys.local.resources import LocalResources
 from recsys.local.steps import StepPrinter
-from recsys.lake.listing import download, event_dates, history_keys, keys, newest_import
+from recsys.lake.listing import download, event_dates, history_keys, keys, latest_cutoff, newest_import
 from recsys.pipeline.gate import GateDecision, GateMetrics, decide
 from recsys.pipeline.run import PipelineInputError
 from recsys.pipeline.steps import PIPELINE_STEPS, Step
@@ -223,17 +223,15 @@ def _importable_containers() -> None:
 def validate_input(run: DailyRun) -> str:
     """The cutoff (default: midnight after the lake's newest event date), and events in the feature window and
     in the label horizon before it, and an items import."""
-    from recsys.batch.local_run import latest_cutoff
-
     bucket = run.resources.lake_bucket
     batch = run.config.batch_features
+    dates = event_dates(bucket)
     try:
-        run.cutoff = latest_cutoff(bucket) if run.cutoff is None else float(run.cutoff)
+        run.cutoff = latest_cutoff(bucket, dates) if run.cutoff is None else float(run.cutoff)
     except ValueError as exc:
         raise PipelineInputError(str(exc)) from None
     if run.cutoff % DAY_S:
         raise PipelineInputError(f"cutoff: {run.cutoff} is not a UTC midnight (the daily run's history is whole days)")
-    dates = event_dates(bucket)
     cutoff_date = utc_date(run.cutoff)
     window_start = utc_date(run.cutoff - batch.window_days * DAY_S)
     horizon_start = utc_date(run.cutoff - batch.label_horizon_days * DAY_S)
@@ -402,6 +400,11 @@ def evaluate_model(run: DailyRun) -> str:
     ranking = run.report["ranking"]
     return (f"NDCG{k}: pipeline {ranking['pipeline'][k]['ndcg']:.4f}, popularity {ranking['popularity'][k]['ndcg']:.4f}"
             f", EASE {ranking['ease'][k]['ndcg']:.4f}; report {run.report_paths['html']}")
+
+
+def pipeline_state_dir(state_file: Path, stage: str) -> Path:
+    """Where a stage's local pipeline keeps its runs and deployment, beside the local platform's state file."""
+    return state_file.parent / "pipeline" / stage
 
 
 def load_deployment(state_dir: Path) -> list[Variant]:

@@ -55,7 +55,9 @@ class DemoContext:
 
     @property
     def state_dir(self) -> Path:
-        return self.state_file.parent / "pipeline" / self.config.stage
+        from recsys.local.daily import pipeline_state_dir
+
+        return pipeline_state_dir(self.state_file, self.config.stage)
 
     def shown_users(self) -> list[str]:
         return [user for user, _ in Counter(e.user_id for e in self.events).most_common(SHOWN_USERS)]
@@ -84,7 +86,7 @@ def create_platform_resources(ctx: DemoContext) -> None:
 
 
 def import_history(ctx: DemoContext) -> None:
-    from recsys.batch.local_run import latest_cutoff
+    from recsys.lake.listing import latest_cutoff
     from recsys.datasets.importer import import_dataset
     from recsys.datasets.movietweetings import convert_movietweetings
 

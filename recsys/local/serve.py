@@ -61,7 +61,7 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
                recommend_port: int = RECOMMEND_PORT, stop: threading.Event | None = None) -> None:
     """Serve until `stop` is set (or Ctrl-C), on the running services and the last deployed model."""
     from containers.inference.server import start_local_server
-    from recsys.local.daily import load_deployment
+    from recsys.local.daily import load_deployment, pipeline_state_dir
     from recsys.local.platform import attach_or_start
     from recsys.local.realtime import serve_realtime_path
     from recsys.local.resources import create_resources
@@ -70,7 +70,7 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
     config = load_stage(stage)
     platform, _ = attach_or_start(state_file)
     resources = create_resources(config)
-    variants = load_deployment(state_file.parent / "pipeline" / config.stage)
+    variants = load_deployment(pipeline_state_dir(state_file, config.stage))
     if not variants:
         raise RuntimeError("no model deployed: run `make demo` (or `make up` on stopped services) first")
     with ExitStack() as stack:
@@ -101,11 +101,11 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
 
 def up(state_file: Path, stage: str | None, dataset: Path, *, tracker_port: int = TRACKER_PORT,
        recommend_port: int = RECOMMEND_PORT) -> None:
-    from recsys.local.daily import load_deployment
+    from recsys.local.daily import load_deployment, pipeline_state_dir
     from recsys.local.demo import run_demo
     from recsys.local.services import LocalPlatform
 
     config = load_stage(stage)
-    if LocalPlatform.load(state_file) is None or not load_deployment(state_file.parent / "pipeline" / config.stage):
+    if LocalPlatform.load(state_file) is None or not load_deployment(pipeline_state_dir(state_file, config.stage)):
         run_demo(state_file, stage=stage, dataset=dataset, keep_running=True)
     serve_apis(state_file, stage, tracker_port=tracker_port, recommend_port=recommend_port)
