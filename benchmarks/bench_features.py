@@ -36,7 +36,7 @@ from benchmarks.common import percentile, record
 from recsys.config import PitFeatureConfig
 from recsys.events import Event
 from recsys.features import FeatureReader, FeatureWriter, ItemCatalog, native
-from recsys.features.layout import item_key
+from recsys.features.layout import item_key_affixes, record_layout
 from recsys.local.services import start_valkey
 
 DAY = 86400
@@ -89,13 +89,14 @@ def bench_writer(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
 def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
     """The variants read in turns, blocks of 250 reads each, so that a change in the shared machine's load falls on
     all of them alike."""
-    if not FeatureReader(client, config).read("user-1", []).user["user_events"]:
-        FeatureWriter(client, config).apply(event_stream(args))  # the reader part alone: the same history, untimed
-    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
     user = "user-1"
+    history = FeatureReader(client, config).read(user, []).user
+    if not history["user_events"]:  # the reader part alone: the writer's history, written untimed
+        FeatureWriter(client, config).apply(event_stream(args))
+        history = FeatureReader(client, config).read(user, []).user
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
     rng = random.Random(3)
     requests = [rng.sample(items, 1000) for _ in range(50)]
-    history = FeatureReader(client, config).read(user, []).user
     affinities = sum(len(history[name]) for name in history if name.endswith("affinity"))
     variants = [
         (f"native decoder, creator cache {config.creator_cache_s:g} s (default)", "pit_reader", "PIT FeatureReader",
@@ -110,7 +111,7 @@ def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
     if native.ReplyScanner is not None:  # the floor: the same MGET, its reply received and nothing decoded
         variants.append(("the MGET alone on a raw socket: the server and the network, nothing decoded",
                          "pit_reader_raw_mget", "Raw MGET round trip of the reader's 1,000 records,", None))
-        reads["pit_reader_raw_mget"] = RawMget(client, FeatureReader(client, config).item_layout.record_part)
+        reads["pit_reader_raw_mget"] = RawMget(client, record_layout("item", config).record_part)
     samples: dict[str, list[float]] = {key: [] for key in reads}
     cpu = dict.fromkeys(samples, 0.0)
     for read in reads.values():
@@ -152,7 +153,7 @@ class RawMget:
         kwargs = client.connection_pool.connection_kwargs
         self.socket = socket.create_connection((kwargs["host"], kwargs["port"]))
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.affixes = item_key("\0", record_part).encode().split(b"\0")
+        self.affixes = item_key_affixes(record_part)
         self.buffer = bytearray(1 << 20)
 
     def __call__(self, item_ids: list[str]) -> int:

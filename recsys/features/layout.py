@@ -56,6 +56,12 @@ def item_key(item_id: str, part: str) -> str:
     return f"{PREFIX}:{{i:{item_id}}}:{part}"
 
 
+def item_key_affixes(part: str) -> tuple[bytes, bytes]:
+    """The UTF-8 bytes before and after the id in `item_key(id, part)`: what the native MGET packer joins."""
+    before, after = item_key("\0", part).encode().split(b"\0")
+    return before, after
+
+
 def user_key(user_id: str, part: str) -> str:
     return f"{PREFIX}:{{u:{user_id}}}:{part}"
 

@@ -7,6 +7,7 @@ give the same values (tests/unit/features/test_native_decoder.py).
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -20,9 +21,10 @@ except ImportError:  # not built here: the reader decodes with numpy and reads r
 
 
 def _catalog_offset(field: int) -> int:
-    """Byte offset of the catalog field at position `field` of layout.CATALOG_FORMAT (">qq6qfdI")."""
-    codes = ["q", "q", f"{layout.MAX_TOPICS}q", "f", "d", "I"]
-    return struct.calcsize(">" + "".join(codes[:field]))
+    """Byte offset of the catalog field at position `field` of layout.CATALOG_FORMAT (creator, franchise, topics,
+    price, created, flags)."""
+    byte_order, codes = layout.CATALOG_FORMAT[0], re.findall(r"\d*[a-zA-Z]", layout.CATALOG_FORMAT[1:])
+    return struct.calcsize(byte_order + "".join(codes[:field]))
 
 
 def decoder_plan(record: layout.RecordLayout, columns: tuple[str, ...], salts: dict[str, int]) -> dict[str, Any]:

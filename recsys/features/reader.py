@@ -110,7 +110,7 @@ class FeatureReader:
         self._half_life_s = config.affinity_half_life_days * DAY
         use_native = native and native_decoder.ItemDecoder is not None
         self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part),
-                                     layout.item_key("\0", self.item_layout.record_part) if use_native else None)
+                                     layout.item_key_affixes(self.item_layout.record_part) if use_native else None)
         self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
@@ -433,12 +433,12 @@ def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
 class _KeyChunks:
     """Item id (or creator hash) -> its key as a RESP bulk string, kept across reads: packing 1,000 keys anew costs
     more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts.
-    With `native_key` (the key of id "\0"), str ids are packed natively from the ids themselves, and none is kept."""
+    With `affixes` (layout.item_key_affixes), str ids are packed natively from the ids themselves, and none is kept."""
 
-    def __init__(self, key: Callable[[Any], str], native_key: str | None = None) -> None:
+    def __init__(self, key: Callable[[Any], str], affixes: tuple[bytes, bytes] | None = None) -> None:
         self.key = key
         self._chunks: dict[Any, bytes] = {}
-        self._affixes = tuple(native_key.encode().split(b"\0")) if native_key is not None else None
+        self._affixes = affixes
 
     def packed_unique_mget(self, ids: Sequence[Any]) -> tuple[bytes, list[Any]]:
         """The MGET of the keys of `ids`, each once, and those ids in first-seen order."""

@@ -9,6 +9,7 @@ from redis._parsers import Encoder
 from redis.connection import PythonRespSerializer
 
 from recsys.features import reader
+from recsys.features.layout import item_key_affixes
 from recsys.features.reader import _KeyChunks, _packed
 
 REDIS_PY = PythonRespSerializer(buffer_cutoff=1 << 30, encode=Encoder("utf-8", "strict", False).encode)
@@ -31,7 +32,7 @@ def test_a_packed_mget_is_the_redis_protocol_of_the_keys(item_ids):
 @given(item_ids=st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40, "日本"]) | st.text(min_size=1),
                          min_size=1, max_size=40))
 def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
-    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1", "pit:{i:\0}:r1" if native else None)
+    chunks = _KeyChunks(lambda item_id: f"pit:{{i:{item_id}}}:r1", item_key_affixes("r1") if native else None)
     unique = list(dict.fromkeys(item_ids))
     expected = (redis_py_packing("MGET", *[f"pit:{{i:{i}}}:r1" for i in unique]), unique)
     assert chunks.packed_unique_mget(item_ids) == expected
@@ -39,7 +40,7 @@ def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
 
 
 def test_ids_that_are_not_strings_are_packed_in_python():
-    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", "k:\0")
+    chunks = _KeyChunks(lambda item_id: f"k:{item_id}", (b"k:", b""))
     assert chunks.packed_unique_mget([3, "3", 3]) == (redis_py_packing("MGET", "k:3", "k:3"), [3, "3"])
 
 
