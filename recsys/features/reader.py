@@ -2,9 +2,10 @@
 
 Two round trips, whatever the number of items:
 
-1. the user's hashes (counts, recent items, affinities, profile) and every item record: on a single node one
-   request packed here with one MGET; on a cluster one pipeline with one read script per node
-   (recsys.store.Batch);
+1. the user's hashes (counts, recent items, affinities, profile) and every item record: on a single node two
+   pipelined requests packed here, the user's and then one MGET, both sent before any reply is read (the user's
+   side is computed while the server looks up the records); on a cluster one pipeline with one read script per
+   node (recsys.store.Batch);
 2. the records of the items' distinct creators (skipped when no item has one, or when all of them are in the
    reader's cache: creator counters are kept `creator_cache_s` seconds, 5 by default: creator popularity counts
    30 days in daily buckets, so a few seconds of staleness change nothing that matters, and most reads then
@@ -28,10 +29,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import redis
@@ -53,6 +55,7 @@ ITEM_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in item_row_features())
 _COLUMN_AT = {name: column for column, name in enumerate(ITEM_COLUMNS)}
 _CREATOR_COLUMNS = np.array([_COLUMN_AT[spec.name] for spec in features_of("creator")])
 Buffer = bytes | bytearray | memoryview
+_NO_RECORDS = bytearray(0)  # the records buffer of replies that hold none
 _NOTHING = np.zeros(0, dtype=np.int64)  # no affinities, no profile: what a creator record's decoding is given
 CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
 KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
@@ -88,6 +91,13 @@ class ItemFeatures(Mapping[str, dict[str, float]]):
     def column(self, name: str) -> np.ndarray:
         """The values of one feature for every item, in `item_ids` order."""
         return self.matrix[:, _COLUMN_AT[name]]
+
+
+class _UserSide(NamedTuple):
+    features: dict[str, Any]
+    affinity_keys: np.ndarray  # the user's affinities as one sorted table (see _affinity_table)
+    affinity_values: np.ndarray
+    profile_topics: np.ndarray  # name hashes
 
 
 @dataclass(frozen=True)
@@ -138,26 +148,38 @@ class FeatureReader:
                 batch.command("HGETALL", key)
             items = batch.multi_get([self._item_keys.key(item_id) for item_id in ids])
             results = batch.execute()
-            hashes, values = results[: len(user_keys)], items.values(results)
-            return self._decode(hashes, ids, _join(values, self.item_layout.size), now)
-        commands = [_packed("HGETALL", key) for key in user_keys]
-        ids = []
-        if item_ids:
-            request, ids = self._item_keys.packed_unique_mget(item_ids)
-            commands.append(request)
-        replies, joined = _exchange(self.redis, commands, len(ids), self.item_layout.size, self._replies)
-        return self._decode([_as_dict(reply) for reply in replies], ids, joined, now)
+            user = self._user_side(results[: len(user_keys)], now)
+            return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
+        user_request = b"".join(_packed("HGETALL", key) for key in user_keys)
 
-    def _decode(self, hashes: list[dict[bytes, bytes]], ids: list[str], joined: Buffer, now: float) -> FeatureSnapshot:
-        """The snapshot from the user's hashes and the item records end to end (the creators' are fetched or
-        cached)."""
+        def talk(exchange: _Exchange) -> tuple[_UserSide, list[str], Buffer]:
+            # The user's request goes first, alone: the server answers it while the items' request is packed, and
+            # the user's side is computed while the server looks up the records. Both requests are sent before
+            # any reply is read: one round trip.
+            exchange.send(user_request, len(user_keys))
+            ids: list[str] = []
+            if item_ids:
+                request, ids = self._item_keys.packed_unique_mget(item_ids)
+                exchange.send(request, 1)
+            user = self._user_side([_as_dict(reply) for reply in exchange.replies(len(user_keys))], now)
+            return user, ids, exchange.records(len(ids), self.item_layout.size) if ids else b""
+
+        user, ids, joined = _converse(self.redis, self._replies, talk)
+        return self._snapshot(user, ids, joined, now)
+
+    def _user_side(self, hashes: list[dict[bytes, bytes]], now: float) -> _UserSide:
+        """The user's features, and what the item rows need of the user: the affinity table and profile topics."""
         counts, recent, affinity, profile = hashes
-        records = np.frombuffer(joined, dtype=self._item_dtype)
-
         scores = self._affinity_scores(affinity, now)
-        user = self._user(counts, recent, scores, profile, now)
-        keys, found = _affinity_table(scores)
+        keys, values = _affinity_table(scores)
         topics = np.array([layout.name_hash(t) for t in _profile_topics(profile)], dtype=np.int64)
+        return _UserSide(self._user(counts, recent, scores, profile, now), keys, values, topics)
+
+    def _snapshot(self, user: _UserSide, ids: list[str], joined: Buffer, now: float) -> FeatureSnapshot:
+        """The snapshot from the user's side and the item records end to end (the creators' are fetched or
+        cached)."""
+        records = np.frombuffer(joined, dtype=self._item_dtype)
+        keys, found, topics = user.affinity_keys, user.affinity_values, user.profile_topics
         matrix = np.zeros((len(ids), len(ITEM_COLUMNS)))
         if self._item_decoder is not None:
             self._item_decoder.decode(joined, math.floor(now), now, keys, found, topics, matrix)
@@ -167,7 +189,7 @@ class FeatureReader:
             self._catalog(records, now, columns)
             self._affinities(records, keys, found, topics, columns)
         self._creator_features(records, joined, now, matrix)
-        return FeatureSnapshot(user, ItemFeatures(ids, matrix), now)
+        return FeatureSnapshot(user.features, ItemFeatures(ids, matrix), now)
 
     def _counters(self, record: layout.RecordLayout, counters: np.ndarray, now: float,
                   columns: dict[str, np.ndarray]) -> None:
@@ -253,9 +275,12 @@ class FeatureReader:
             request = batch.multi_get([self._creator_keys.key(creator) for creator in creators])
             values = request.values(batch.execute())
             return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
-        _, joined = _exchange(self.redis, [self._creator_keys.packed_mget(creators)], len(creators),
-                              self.creator_layout.size, self._creator_replies)
-        return _counter_words(joined, self.creator_layout)
+
+        def talk(exchange: _Exchange) -> Buffer:
+            exchange.send(self._creator_keys.packed_mget(creators), 1)
+            return exchange.records(len(creators), self.creator_layout.size)
+
+        return _counter_words(_converse(self.redis, self._creator_replies, talk), self.creator_layout)
 
     def _affinities(self, records: np.ndarray, keys: np.ndarray, found: np.ndarray, topics: np.ndarray,
                     columns: dict[str, np.ndarray]) -> None:
@@ -512,44 +537,85 @@ def _packed(*args: str) -> bytes:
     return b"*%d\r\n%s" % (len(encoded), b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in encoded))
 
 
-def _exchange(client: redis.Redis, commands: list[bytes], records: int, record_size: int,
-              scratch: _NativeReplies | None) -> tuple[list[Any], Buffer]:
-    """Send packed `commands` in one write and read their replies: one round trip on one pooled connection.
+Result = TypeVar("Result")
 
-    When `records` > 0 the last command is an MGET of that many records: its reply comes back as the records end to
-    end (see `_join`), the other replies as a list. With `scratch` (the native decoder is built) the replies are
-    parsed by it from one reused buffer, without one Python object per record; else by redis-py's parser.
 
-    Connection errors disconnect and retry per the client's retry policy (reads are idempotent); an error reply
-    is raised once every reply has been read, so the connection stays in step.
+def _converse(client: redis.Redis, scratch: _NativeReplies | None, talk: Callable[[_Exchange], Result]) -> Result:
+    """`talk(exchange)` on one pooled connection: its pipelined requests and their replies.
+
+    Connection errors disconnect and retry the whole talk per the client's retry policy (reads are idempotent).
+    If the talk fails with replies still unread, the connection is out of step: it is dropped.
     """
     pool = client.connection_pool
     connection = pool.get_connection()
-    payload = b"".join(commands)
 
-    def exchange() -> tuple[list[Any], Buffer]:
-        connection.send_packed_command([payload])
-        if scratch is not None:
-            replies, joined = scratch.read(connection, len(commands), records, record_size)
-        else:
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response(disable_decoding=True))
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-            joined = b""
-        error = next((reply for reply in replies if isinstance(reply, redis.ResponseError)), None)
-        if error is not None:
-            raise error
-        if records and scratch is None:
-            return replies[:-1], _join(replies[-1], record_size)
-        return (replies[:-1] if records else replies), joined
+    def attempt() -> Result:
+        exchange = _Exchange(connection, scratch)
+        try:
+            result = talk(exchange)
+            exchange.finish()
+        except BaseException:
+            if exchange.pending:
+                connection.disconnect()
+            raise
+        return result
 
     try:
-        return connection.retry.call_with_retry(exchange, lambda _error: connection.disconnect())
+        return connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
     finally:
         pool.release(connection)
+
+
+class _Exchange:
+    """Requests pipelined on one connection: each is sent as soon as it is packed, and their replies are read in
+    order. With `scratch` (the native decoder is built) replies are parsed by it from one reused buffer, a records
+    reply without one Python object per record; else by redis-py's parser. An error reply is raised once every
+    pending reply is read, so the connection stays in step."""
+
+    def __init__(self, connection: redis.connection.AbstractConnection, scratch: _NativeReplies | None) -> None:
+        self.connection = connection
+        self.pending = 0  # replies sent for and not read yet
+        self._stream = scratch.stream(connection) if scratch is not None else None
+
+    def send(self, payload: bytes, replies: int) -> None:
+        """Send packed commands that answer with `replies` replies."""
+        # no health check once replies are pending: its PING would read them as its own answer
+        self.connection.send_packed_command([payload], check_health=not self.pending)
+        self.pending += replies
+
+    def replies(self, count: int) -> list[Any]:
+        """The next `count` replies as Python values."""
+        replies = self._stream.replies(count) if self._stream is not None else [self._read() for _ in range(count)]
+        self._received(replies)
+        return replies
+
+    def records(self, count: int, record_size: int) -> Buffer:
+        """The next reply, an MGET of `count` fixed-size records, as the records end to end (see `_join`)."""
+        if self._stream is not None:
+            reply, joined = self._stream.records(count, record_size)
+        else:
+            reply = self._read()
+            joined = b"" if isinstance(reply, redis.ResponseError) else _join(reply, record_size)
+        self._received([reply])
+        return joined
+
+    def finish(self) -> None:
+        if self._stream is not None:
+            self._stream.finish()
+
+    def _read(self) -> Any:
+        try:
+            return self.connection.read_response(disable_decoding=True)
+        except redis.ResponseError as exc:
+            return exc
+
+    def _received(self, replies: list[Any]) -> None:
+        self.pending -= len(replies)
+        error = next((reply for reply in replies if isinstance(reply, redis.ResponseError)), None)
+        if error is not None:
+            while self.pending:
+                self.replies(1)
+            raise error
 
 
 class _NativeReplies:
@@ -560,29 +626,70 @@ class _NativeReplies:
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def read(self, connection: redis.connection.AbstractConnection, count: int, records: int,
-             record_size: int) -> tuple[list[Any], memoryview]:
-        local = self._local
-        buffer = getattr(local, "replies", None) or bytearray(1 << 16)
-        length = 0
+    def stream(self, connection: redis.connection.AbstractConnection) -> _ReplyStream:
+        return _ReplyStream(self._local, connection)
+
+
+class _ReplyStream:
+    """The replies of one exchange on `connection`, received into the thread's buffer and consumed in order."""
+
+    def __init__(self, local: threading.local, connection: redis.connection.AbstractConnection) -> None:
+        self._local = local
+        self._connection = connection
+        self._buffer: bytearray = getattr(local, "replies", None) or bytearray(1 << 16)
+        self._start = self._length = 0  # buffer[start:length]: received, not consumed
+
+    def replies(self, count: int) -> list[Any]:
+        with self._errors():
+            end = self._complete(count)
+            replies = native_decoder.parse_replies(self._unread(end), count, -1, 1, _NO_RECORDS, redis.ResponseError)
+        self._start += end
+        return replies
+
+    def records(self, count: int, record_size: int) -> tuple[Any, memoryview]:
+        out = getattr(self._local, "records", None)
+        if out is None or len(out) < count * record_size:
+            out = self._local.records = bytearray(max(count * record_size, 1 << 16))
+        joined = memoryview(out)[:count * record_size]
+        with self._errors():
+            end = self._complete(1)
+            [reply] = native_decoder.parse_replies(self._unread(end), 1, 0, record_size, joined, redis.ResponseError)
+        self._start += end
+        return reply, joined
+
+    def finish(self) -> None:
+        if self._start != self._length:
+            self._connection.disconnect()
+            raise redis.ConnectionError(
+                f"{self._length - self._start} bytes after the replies: the connection is out of step")
+        self._local.replies = self._buffer
+
+    def _unread(self, end: int) -> memoryview:
+        return memoryview(self._buffer)[self._start:self._start + end]
+
+    def _complete(self, count: int) -> int:
+        """The length of the next `count` replies, receiving until they are all in."""
         scanner = native_decoder.ReplyScanner(count)
+        while (end := scanner.feed(memoryview(self._buffer)[self._start:], self._length - self._start)) < 0:
+            if self._length == len(self._buffer):
+                # a new buffer, the unread bytes first (the scanner's offsets count from them)
+                unread = self._length - self._start
+                grown = bytearray(max(len(self._buffer), 2 * unread))
+                grown[:unread] = memoryview(self._buffer)[self._start:self._length]
+                self._buffer, self._start, self._length = grown, 0, unread
+            got = self._connection._sock.recv_into(  # type: ignore[union-attr]
+                memoryview(self._buffer)[self._length:])
+            if not got:
+                raise redis.ConnectionError("Connection closed by server.")
+            self._length += got
+        return end
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Reading errors as redis-py raises them, the connection dropped (it is out of step)."""
+        connection = self._connection
         try:
-            while (end := scanner.feed(buffer, length)) < 0:
-                if length == len(buffer):
-                    buffer = bytearray(buffer) + bytearray(len(buffer))  # a new one: views of the old may be alive
-                got = connection._sock.recv_into(memoryview(buffer)[length:])  # type: ignore[union-attr]
-                if not got:
-                    raise redis.ConnectionError("Connection closed by server.")
-                length += got
-            if end != length:
-                raise redis.ConnectionError(f"{length - end} bytes after the replies: the connection is out of step")
-            local.replies = buffer
-            out = getattr(local, "records", None)
-            if out is None or len(out) < records * record_size:
-                out = local.records = bytearray(max(records * record_size, 1 << 16))
-            joined = memoryview(out)[:records * record_size]
-            replies = native_decoder.parse_replies(memoryview(buffer)[:length], count, count - 1 if records else -1,
-                                                   record_size, joined, redis.ResponseError)
+            yield
         except socket.timeout as exc:
             connection.disconnect()
             raise redis.TimeoutError(f"Timeout reading from {connection.host}:{connection.port}") from exc
@@ -592,7 +699,6 @@ class _NativeReplies:
         except BaseException:
             connection.disconnect()
             raise
-        return replies, joined
 
 
 def _as_dict(reply: Any) -> dict[bytes, bytes]:
