@@ -25,7 +25,7 @@ typedef struct {
 
 typedef struct {
     Py_ssize_t head;  /* word of the ring's head; its slots follow */
-    int64_t bucket_seconds;
+    int64_t bucket_seconds;  /* below 2^32: a head (uint32) is divided in 32 bits */
     int64_t buckets;
     Py_ssize_t slot_words;
     Py_ssize_t columns[MAX_KINDS];  /* column of each kind's window sum, -1: none */
@@ -239,7 +239,8 @@ static int ItemDecoder_init(ItemDecoder *self, PyObject *args, PyObject *kwargs)
         }
         ring->bucket_seconds = bucket_seconds;
         ring->buckets = buckets;
-        if (bucket_seconds <= 0 || buckets <= 0 || ring->slot_words <= 0 || ring->slot_words > MAX_KINDS
+        if (bucket_seconds <= 0 || bucket_seconds > UINT32_MAX || buckets <= 0 || ring->slot_words <= 0
+            || ring->slot_words > MAX_KINDS
             || ring->head < 0 || ring->head + 1 + buckets * ring->slot_words > counter_words) {
             PyErr_Format(PyExc_ValueError, "decoder plan: ring %zd does not fit the counters", r);
             Py_DECREF(rings);
@@ -289,51 +290,85 @@ typedef struct {
     uint64_t prefilter[1 << 10];  /* bit (key & 0xFFFF): most items' hashes are not the user's */
 } Affinities;
 
+/* The index of the first of `n` sorted keys >= `key` (numpy's searchsorted, side="left"), without branches on the
+ * comparisons: the searches of a read are too random for the branch predictor. */
+static Py_ssize_t lower_bound(const int64_t *keys, Py_ssize_t n, int64_t key) {
+    if (n == 0)
+        return 0;
+    const int64_t *base = keys;
+    while (n > 1) {
+        Py_ssize_t half = n / 2;
+        base += (base[half - 1] < key) * half;  /* arithmetic, not a branch: gcc makes a conditional move */
+        n -= half;
+    }
+    return (base - keys) + (*base < key);
+}
+
 static double affinity(const Affinities *table, int64_t key) {
     uint64_t low = (uint64_t)key & 0xFFFF;
     if (!(table->prefilter[low >> 6] >> (low & 63) & 1))
         return 0.0;
-    Py_ssize_t lo = 0, hi = table->n;  /* the first key >= `key`, as numpy's searchsorted(side="left") */
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (table->keys[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (lo < table->n && table->keys[lo] == key) ? table->values[lo] : 0.0;
+    Py_ssize_t at = lower_bound(table->keys, table->n, key);
+    return (at < table->n && table->keys[at] == key) ? table->values[at] : 0.0;
 }
 
-static void decode_counters(const ItemDecoder *self, const unsigned char *counters, int64_t second, double *row) {
+/* What a ring's window needs of the read's second: the same for every record of a read. */
+typedef struct {
+    int64_t read_bucket;  /* the bucket holding the read's second */
+    int64_t last_second;  /* of that bucket */
+} ReadBucket;
+
+static void read_buckets(const ItemDecoder *self, int64_t second, ReadBucket *out) {
+    for (Py_ssize_t r = 0; r < self->n_rings; r++) {
+        out[r].read_bucket = floor_div(second, self->rings[r].bucket_seconds);
+        out[r].last_second = (out[r].read_bucket + 1) * self->rings[r].bucket_seconds - 1;
+    }
+}
+
+/* The sum of the uint32 at `words` in slots first..last (none if last < first), `stride` words apart. */
+static inline uint64_t strided_sum(const unsigned char *words, Py_ssize_t stride, int64_t first, int64_t last) {
+    uint64_t sum = 0;
+    for (int64_t slot = first; slot <= last; slot++)
+        sum += be32(words + 4 * slot * stride);
+    return sum;
+}
+
+static void decode_counters(const ItemDecoder *self, const unsigned char *counters, int64_t second,
+                            const ReadBucket *reads, double *row) {
     for (Py_ssize_t t = 0; t < self->n_totals; t++)
         row[self->totals[t].column] = (double)be32(counters + 4 * self->totals[t].word);
     for (Py_ssize_t r = 0; r < self->n_rings; r++) {
         const Ring *ring = &self->rings[r];
-        int64_t head = be32(counters + 4 * ring->head);
+        uint32_t head = be32(counters + 4 * ring->head);
         if (head == 0)  /* an empty ring */
             continue;
-        /* the run of bucket ages a read at `second` counts, as reader._counted_run */
-        int64_t n = ring->buckets, head_bucket = floor_div(head, ring->bucket_seconds);
-        int64_t read_bucket = floor_div(second, ring->bucket_seconds);
-        int64_t lead = head_bucket - read_bucket;
-        int64_t last_second = (read_bucket + 1) * ring->bucket_seconds - 1;
-        int64_t first = (lead > 0 ? lead : 0) + ((head < last_second ? head : last_second) > second);
+        /* the run of bucket ages a read at `second` counts, as reader._counted_run (a head is positive: its bucket
+         * and slot are unsigned 32-bit divisions, much cheaper than signed 64-bit ones) */
+        int64_t n = ring->buckets;
+        uint32_t head_bucket = head / (uint32_t)ring->bucket_seconds;
+        int64_t lead = (int64_t)head_bucket - reads[r].read_bucket;
+        int64_t last_second = reads[r].last_second;
+        int64_t first = (lead > 0 ? lead : 0) + (((int64_t)head < last_second ? (int64_t)head : last_second) > second);
         int64_t end = (lead < 0 ? lead : 0) + n;
         if (first > n)
             first = n;
-        uint64_t sums[MAX_KINDS] = {0};
+        /* ages first..end-1 are the slots from (head slot - first) down to (head slot - end + 1), mod n: one
+         * run of slots, or two when it wraps; each kind's sum is a strided sum over them, in a register */
         const unsigned char *slots = counters + 4 * (ring->head + 1);
-        /* the slot of age a is (head slot - a) mod n: walk down from the first age's, wrapping once */
-        int64_t slot = first < end ? floor_mod(floor_mod(head_bucket, n) - first, n) : 0;
-        for (int64_t age = first; age < end; age++) {
-            const unsigned char *words = slots + 4 * slot * ring->slot_words;
-            for (Py_ssize_t k = 0; k < ring->slot_words; k++)
-                sums[k] += be32(words + 4 * k);
-            slot = slot == 0 ? n - 1 : slot - 1;
+        int64_t newest = (int64_t)(head_bucket % (uint64_t)n) - first, count = end - first;
+        if (newest < 0)
+            newest += n;
+        int64_t oldest = newest - count + 1, wrapped = oldest < 0 ? -oldest : 0;
+        for (Py_ssize_t k = 0; k < ring->slot_words; k++) {
+            if (ring->columns[k] < 0)
+                continue;
+            uint64_t sum = 0;
+            if (count > 0) {
+                sum = strided_sum(slots + 4 * k, ring->slot_words, oldest + wrapped, newest);
+                sum += strided_sum(slots + 4 * k, ring->slot_words, n - wrapped, n - 1);
+            }
+            row[ring->columns[k]] = (double)sum;
         }
-        for (Py_ssize_t k = 0; k < ring->slot_words; k++)
-            if (ring->columns[k] >= 0)
-                row[ring->columns[k]] = (double)sums[k];
     }
 }
 
@@ -409,11 +444,13 @@ static PyObject *ItemDecoder_decode(ItemDecoder *self, PyObject *args, PyObject 
         uint64_t low = (uint64_t)table->keys[k] & 0xFFFF;
         table->prefilter[low >> 6] |= (uint64_t)1 << (low & 63);
     }
+    ReadBucket reads[MAX_RINGS];
+    read_buckets(self, second, reads);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *record = (const unsigned char *)records.buf + i * self->record_size;
         double *row = (double *)out.buf + i * self->columns;
-        decode_counters(self, record + self->counter_offset, second, row);
+        decode_counters(self, record + self->counter_offset, second, reads, row);
         if (self->catalog)
             decode_catalog(self, record, now, table, profile.buf, profile.len / 8, row);
     }
@@ -433,10 +470,10 @@ done:
 
 /* The offset of the "\r\n" ending the line that starts at `at`, or -1 if the line is not all in the buffer. */
 static Py_ssize_t line_end(const char *data, Py_ssize_t length, Py_ssize_t at) {
-    const char *found = at < length ? memchr(data + at, '\r', (size_t)(length - at)) : NULL;
-    if (found == NULL || found + 1 >= data + length)
-        return -1;
-    return found - data;
+    /* a loop, not memchr: the lines are mostly a few bytes long ("$420", "*1000"), shorter than a call */
+    while (at < length && data[at] != '\r')
+        at++;
+    return at + 1 < length ? at : -1;
 }
 
 /* The integer of a length or integer line data[at..end), or sets ValueError. */
@@ -468,8 +505,16 @@ static int elements_per_count(char type) {
     }
 }
 
-static int is_line_type(char type) { return type && strchr("+-:_#,(", type) != NULL; }
-static int is_blob_type(char type) { return type && strchr("$!=", type) != NULL; }
+static int is_line_type(char type) {
+    switch (type) {
+    case '+': case '-': case ':': case '_': case '#': case ',': case '(':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_blob_type(char type) { return type == '$' || type == '!' || type == '='; }
 
 /* Finds where replies end in a buffer that grows as bytes arrive, resuming where the last look stopped (a 400 KB
  * reply arrives in several reads; scanning it again from its start each time cost more than parsing it). The one
@@ -761,6 +806,8 @@ static int bulk_header(char *out, Py_ssize_t size) {
     return n + 3;
 }
 
+#define ID_PREFETCH 12
+
 /* MGET of prefix + id + suffix for each distinct id, built straight from the id strings: a cache of packed keys
  * cost a dictionary lookup and a bytes object per id, each a cache miss on a 1,000-item read. */
 static PyObject *pack_mget(PyObject *module, PyObject *args) {
@@ -783,8 +830,13 @@ static PyObject *pack_mget(PyObject *module, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    PyObject **given = PySequence_Fast_ITEMS(items);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *id = PySequence_Fast_GET_ITEM(items, i);
+        /* the ids are scattered objects, most of them out of the caches: ask for those a few places ahead, so that
+         * their loads overlap instead of waiting one after the other */
+        if (i + ID_PREFETCH < n)
+            __builtin_prefetch(given[i + ID_PREFETCH]);
+        PyObject *id = given[i];
         if (!PyUnicode_CheckExact(id)) {  /* the caller packs other ids itself */
             result = Py_NewRef(Py_None);
             goto done;
@@ -856,15 +908,8 @@ static PyMethodDef module_methods[] = {
 
 /* The row of `creator` in a creator cache (sorted hashes), or -1. */
 static Py_ssize_t cache_row(const int64_t *hashes, Py_ssize_t cached, int64_t creator) {
-    Py_ssize_t lo = 0, hi = cached;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (hashes[mid] < creator)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (lo < cached && hashes[lo] == creator) ? lo : -1;
+    Py_ssize_t at = lower_bound(hashes, cached, creator);
+    return (at < cached && hashes[at] == creator) ? at : -1;
 }
 
 static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
