@@ -10,8 +10,9 @@ from one Python process. The synthetic catalog has `--items` items (3 topics eac
 - writer: `FeatureWriter.apply` on batches of 100 events (what one SQS batch brings), every event new;
 - reader: `FeatureReader.read` of one user (with history) and 1,000 distinct random items of the catalog,
   after a warm-up, timed end to end in the caller (decoding included): with the native decoder and the default
-  creator cache; without the cache (every read then takes its two round trips); with the numpy fallback; and,
-  as the floor, the same MGET on a raw socket with nothing decoded;
+  creator cache; the same for a user with as much history as the spec keeps (`affinity_max_entries` affinities,
+  `recent_items` recent items); without the cache (every read then takes its two round trips); with the numpy
+  fallback; and, as the floor, the same MGET on a raw socket with nothing decoded;
 - memory: INFO used_memory before and after writing N items (catalog + one event each) and N users (profile +
   `--user-events` events each), divided by N and scaled linearly to 1M; dedupe markers are counted apart.
 """
@@ -89,28 +90,35 @@ def bench_writer(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
 def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
     """The variants read in turns, blocks of 250 reads each, so that a change in the shared machine's load falls on
     all of them alike."""
-    user = "user-1"
+    user, full_user = "user-1", "user-full"
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
     history = FeatureReader(client, config).read(user, []).user
     if not history["user_events"]:  # the reader part alone: the writer's history, written untimed
         FeatureWriter(client, config).apply(event_stream(args))
         history = FeatureReader(client, config).read(user, []).user
-    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
+    # a user with as much history as the spec keeps: affinity_max_entries affinities, recent_items recent items
+    FeatureWriter(client, config).apply(events(2 * config.affinity_max_entries, items, [full_user], seed=5,
+                                               prefix="full"))
+    full_history = FeatureReader(client, config).read(full_user, []).user
     rng = random.Random(3)
     requests = [rng.sample(items, 1000) for _ in range(50)]
-    affinities = sum(len(history[name]) for name in history if name.endswith("affinity"))
     variants = [
         (f"native decoder, creator cache {config.creator_cache_s:g} s (default)", "pit_reader", "PIT FeatureReader",
-         FeatureReader(client, config)),
+         FeatureReader(client, config), user, history),
+        ("native decoder, a user with a full history", "pit_reader_full_user",
+         "PIT FeatureReader, a user with a full history,", FeatureReader(client, config), full_user, full_history),
         ("native decoder, no creator cache: always 2 round trips", "pit_reader_uncached",
-         "PIT FeatureReader, no creator cache,", FeatureReader(client, replace(config, creator_cache_s=0))),
+         "PIT FeatureReader, no creator cache,", FeatureReader(client, replace(config, creator_cache_s=0)), user,
+         history),
         ("numpy and redis-py, the fallback without the native decoder", "pit_reader_numpy",
-         "PIT FeatureReader, numpy fallback,", FeatureReader(client, config, native=False)),
+         "PIT FeatureReader, numpy fallback,", FeatureReader(client, config, native=False), user, history),
     ]
     reads: dict[str, Callable[[list[str]], object]] = {
-        key: partial(reader.read, user) for _, key, _, reader in variants}
+        key: partial(reader.read, reader_user) for _, key, _, reader, reader_user, _ in variants}
     if native.ReplyScanner is not None:  # the floor: the same MGET, its reply received and nothing decoded
         variants.append(("the MGET alone on a raw socket: the server and the network, nothing decoded",
-                         "pit_reader_raw_mget", "Raw MGET round trip of the reader's 1,000 records,", None))
+                         "pit_reader_raw_mget", "Raw MGET round trip of the reader's 1,000 records,", None, user,
+                         history))
         reads["pit_reader_raw_mget"] = RawMget(client, record_layout("item", config).record_part)
     samples: dict[str, list[float]] = {key: [] for key in reads}
     cpu = dict.fromkeys(samples, 0.0)
@@ -128,15 +136,16 @@ def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
                 samples[key].append((time.perf_counter() - began) * 1000)
             cpu[key] += time.process_time() - began_cpu
     server_us = client.info("commandstats")["cmdstat_mget"]["usec_per_call"]
-    for label, key, title, reader in variants:
+    for label, key, title, reader, _, read_history in variants:
         p50, p90, p99 = (percentile(samples[key], q) for q in (50, 90, 99))
         over = sum(sample > 2 for sample in samples[key]) / len(samples[key])
+        affinities = sum(len(read_history[name]) for name in read_history if name.endswith("affinity"))
         conditions = (
-            f"1 user ({history['user_events']:.0f} events, {affinities} affinity entries) + 1,000 random items of "
-            f"{args.items:,} ({label}), {args.reads:,} reads after 200 warm-up, in turns with the other variants, "
-            f"one process, local Valkey 8 on loopback (its MGET: {server_us:.0f} µs per call on average); p90 "
-            f"{p90:.2f} ms; {over:.1%} of reads over 2 ms; CPU {cpu[key] / args.reads * 1000:.2f} ms/read; "
-            f"before: {load_before}, after: {load()}"
+            f"1 user ({read_history['user_events']:.0f} events, {affinities} affinity entries, "
+            f"{len(read_history['user_recent_items'])} recent items) + 1,000 random items of {args.items:,} ({label}), "
+            f"{args.reads:,} reads after 200 warm-up, in turns with the other variants, one process, local Valkey 8 "
+            f"on loopback (its MGET: {server_us:.0f} µs per call on average); p90 {p90:.2f} ms; {over:.1%} of reads "
+            f"over 2 ms; CPU {cpu[key] / args.reads * 1000:.2f} ms/read; before: {load_before}, after: {load()}"
         )
         target, meets = ("≤ 20 ms (Amp)", p50 <= 20) if reader else ("", None)
         record(f"{key}_p50_ms", figure=f"{title} p50 (1 user + 1,000 items)", value=p50, unit="ms",
