@@ -59,6 +59,7 @@ _NO_RECORDS = bytearray(0)  # the records buffer of replies that hold none
 _NOTHING = np.zeros(0, dtype=np.int64)  # no affinities, no profile: what a creator record's decoding is given
 CREATOR_CACHE_ENTRIES = 200_000  # about 30 MB of creator counters at most
 KEY_CACHE_ENTRIES = 250_000  # about 40 MB of item keys at most
+AFFINITY_FIELD_ENTRIES = 200_000  # parsed affinity fields kept across reads: about 40 MB at most
 FLAG_TABLE_MAX_BUCKETS = 16  # a ring's flag table has N^2 (N + 1)^2 flags: 0.6 MB of floats per kind at 16
 _USER_PARTS = ("n", "recent", "aff", "profile")
 _DEFAULTS = {spec.name: spec.default for spec in PIT_FEATURES}
@@ -125,6 +126,9 @@ class FeatureReader:
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
+        # affinity hash field (b"t:<name>") -> (kind, name, salted name hash), or () for an unknown kind: parsing and
+        # hashing a user's few hundred fields anew on every read cost more than scoring them
+        self._affinity_fields: dict[bytes, tuple[str, str, int] | tuple[()]] = {}
         self._item_decoder, self._creator_decoder = (
             (native_decoder.ItemDecoder(native_decoder.decoder_plan(self.item_layout, ITEM_COLUMNS, _AFFINITY_SALTS)),
              native_decoder.ItemDecoder(native_decoder.decoder_plan(self.creator_layout, self._creator_names,
@@ -170,10 +174,9 @@ class FeatureReader:
     def _user_side(self, hashes: list[dict[bytes, bytes]], now: float) -> _UserSide:
         """The user's features, and what the item rows need of the user: the affinity table and profile topics."""
         counts, recent, affinity, profile = hashes
-        scores = self._affinity_scores(affinity, now)
-        keys, values = _affinity_table(scores)
+        ranked, keys, values = self._ranked_affinities(affinity, now)
         topics = np.array([layout.name_hash(t) for t in _profile_topics(profile)], dtype=np.int64)
-        return _UserSide(self._user(counts, recent, scores, profile, now), keys, values, topics)
+        return _UserSide(self._user(counts, recent, ranked, profile, now), keys, values, topics)
 
     def _snapshot(self, user: _UserSide, ids: list[str], joined: Buffer, now: float) -> FeatureSnapshot:
         """The snapshot from the user's side and the item records end to end (the creators' are fetched or
@@ -306,24 +309,41 @@ class FeatureReader:
         if len(topics):
             columns["profile_topic_match"][:] = np.isin(records["topics"].astype(np.int64), topics).sum(axis=1)
 
-    def _affinity_scores(self, affinity: dict[bytes, bytes], now: float) -> dict[str, dict[str, float]]:
-        """kind ("t", "c", "f") -> {name: decayed score at `now`}."""
+    def _ranked_affinities(self, affinity: dict[bytes, bytes], now: float) -> tuple[dict[str, list[list[Any]]],
+                                                                                    np.ndarray, np.ndarray]:
+        """The user's decayed affinities at `now`: per kind ("t", "c", "f"), [name, score] pairs strongest first
+        (ties by name); and all of them as one sorted table of salted name hashes and scores (see _affinity_table)."""
         shift = (now - AFFINITY_EPOCH) / self._half_life_s
-        scores: dict[str, dict[str, float]] = {"t": {}, "c": {}, "f": {}}
+        fields = self._affinity_fields
+        ranked: dict[str, list[list[Any]]] = {"t": [], "c": [], "f": []}
+        hashes: list[int] = []
+        scores: list[float] = []
         for field, value in affinity.items():
-            kind, _, name = field.decode().partition(":")
-            if kind in scores:
-                scores[kind][name] = 2.0 ** min(float(value) - shift, 1000.0)
-        return scores
+            known = fields.get(field)
+            if known is None:
+                if len(fields) >= AFFINITY_FIELD_ENTRIES:
+                    fields.clear()
+                kind, _, name = field.decode().partition(":")
+                known = fields[field] = (kind, name, layout.name_hash(name) ^ _AFFINITY_SALTS[kind]) \
+                    if kind in ranked else ()
+            if known:
+                kind, name, salted = known
+                score = 2.0 ** min(float(value) - shift, 1000.0)
+                ranked[kind].append([name, score])
+                hashes.append(salted)
+                scores.append(score)
+        for entries in ranked.values():
+            entries.sort(key=_strongest_first)
+        return (ranked, *_affinity_table(hashes, scores))
 
-    def _user(self, counts: dict[bytes, bytes], recent: dict[bytes, bytes], scores: dict[str, dict[str, float]],
+    def _user(self, counts: dict[bytes, bytes], recent: dict[bytes, bytes], ranked: dict[str, list[list[Any]]],
               profile: dict[bytes, bytes], now: float) -> dict[str, Any]:
         user: dict[str, Any] = {"user_events": float(counts.get(b"events", 0))}
         for kind in KNOWN_EVENT_TYPES:
             user[f"user_events_{kind}"] = float(counts.get(f"type:{kind}".encode(), 0))
         user["user_recent_items"] = self._recent_items(recent, now)
-        for kind, entries in scores.items():
-            user[_AFFINITY_KINDS[kind]] = sorted(([n, s] for n, s in entries.items()), key=lambda e: (-e[1], e[0]))
+        for kind, entries in ranked.items():
+            user[_AFFINITY_KINDS[kind]] = entries
         age = profile.get(b"AGE")
         user["user_age"] = float(age) if age else _DEFAULTS["user_age"]
         user["user_profile_topics"] = list(_profile_topics(profile))
@@ -434,18 +454,16 @@ def _counter_plan(record: layout.RecordLayout) -> _CounterPlan:
     )
 
 
-def _affinity_table(scores: dict[str, dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """The user's affinities of all three kinds as one sorted table: salted name hashes (see _AFFINITY_SALTS) and
-    their scores."""
-    hashes: list[int] = []
-    values: list[float] = []
-    for kind, entries in scores.items():
-        salt = _AFFINITY_SALTS[kind]
-        hashes += [layout.name_hash(name) ^ salt for name in entries]
-        values += entries.values()
+def _affinity_table(hashes: list[int], scores: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Affinities of all three kinds as one table sorted by salted name hash (see _AFFINITY_SALTS), with their
+    scores: what the item rows look their topics, creator and franchise up in."""
     keys = np.array(hashes, dtype=np.int64)
     order = np.argsort(keys)
-    return keys[order], np.array(values, dtype=np.float64)[order]
+    return keys[order], np.array(scores, dtype=np.float64)[order]
+
+
+def _strongest_first(entry: list[Any]) -> tuple[float, str]:
+    return -entry[1], entry[0]
 
 
 def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:

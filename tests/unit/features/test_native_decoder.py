@@ -70,10 +70,9 @@ def test_the_native_decoder_gives_the_numpy_matrix(config, data):
     now = second + data.draw(st.sampled_from([0.0, 0.25, 0.999]))
     item_hashes = [h for row in range(n) for h in struct.unpack_from(">8q", joined, row * len(joined) // max(n, 1))]
     kinds = data.draw(st.lists(st.sampled_from("tcf"), max_size=len(item_hashes)))
-    scores: dict[str, dict[str, float]] = {"t": {}, "c": {}, "f": {}}
-    for position, kind in enumerate(kinds):  # entries named so that some of them hit the records' hashes
-        scores[kind][f"name-{position}"] = data.draw(st.floats(0, 1e6))
-    keys, found = _affinity_table(scores)
+    keys, found = _affinity_table([layout.name_hash(f"name-{position}") ^ _AFFINITY_SALTS[kind]
+                                   for position, kind in enumerate(kinds)],
+                                  [data.draw(st.floats(0, 1e6)) for _ in kinds])
     if len(item_hashes) and len(keys):  # make some of the items' own hashes affinity keys
         hits = data.draw(st.lists(st.sampled_from(item_hashes), max_size=4, unique=True))
         salted = [h ^ _AFFINITY_SALTS[data.draw(st.sampled_from("tcf"))] for h in hits]
