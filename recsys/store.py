@@ -30,6 +30,7 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.retry import Retry
 
 from recsys import aws
@@ -129,24 +130,35 @@ class MultiGet:
         return values
 
 
+@dataclass(frozen=True)
+class _Queued:
+    script: Script | None
+    args: tuple[Any, ...]
+    slot: int | None = None  # a script's slot in a cluster: the pipeline sends it there without asking
+
+
 class Batch:
     """Commands sent together in one pipeline (one round trip per node), for a single node or a cluster."""
 
     def __init__(self, client: Store) -> None:
         self.client = client
-        self._commands: list[tuple[Script | None, tuple[Any, ...]]] = []
+        self._commands: list[_Queued] = []
 
     def __len__(self) -> int:
         return len(self._commands)
 
     def command(self, *args: Any) -> int:
         """Queue a command; returns its index in the results."""
-        self._commands.append((None, args))
+        self._commands.append(_Queued(None, args))
         return len(self._commands) - 1
 
     def script(self, script: Script, keys: Sequence[str], argv: Sequence[Any]) -> int:
-        """Queue EVALSHA of `script`; in a cluster all `keys` must share one slot (use one hash tag)."""
-        self._commands.append((script, ("EVALSHA", script.sha, len(keys), *keys, *argv)))
+        """Queue EVALSHA of `script`; in a cluster all `keys` must share one slot (use one hash tag).
+
+        In a cluster the script goes to its first key's slot: left to itself, redis-py's cluster pipeline asks a
+        node for the keys of every EVALSHA (COMMAND GETKEYS, one round trip each)."""
+        slot = key_slot(keys[0].encode()) if keys and is_cluster(self.client) else None
+        self._commands.append(_Queued(script, ("EVALSHA", script.sha, len(keys), *keys, *argv), slot))
         return len(self._commands) - 1
 
     def multi_get(self, keys: Sequence[str]) -> MultiGet:
@@ -155,9 +167,12 @@ class Batch:
             return MultiGet((), 0)
         if not is_cluster(self.client):
             return MultiGet(((self.command("MGET", *keys), None),), len(keys))
-        by_node: dict[str, list[int]] = {}
+        by_slot: dict[int, list[int]] = {}
         for position, key in enumerate(keys):
-            by_node.setdefault(self.client.get_node_from_key(key).name, []).append(position)
+            by_slot.setdefault(key_slot(key.encode()), []).append(position)
+        by_node: dict[str, list[int]] = {}
+        for slot, positions in by_slot.items():
+            by_node.setdefault(self._primary(slot).name, []).extend(positions)
         commands = []
         for positions in by_node.values():
             node_keys = [keys[p] for p in positions]
@@ -173,7 +188,8 @@ class Batch:
         results = self._send(self._commands)
         missing = [i for i, result in enumerate(results) if isinstance(result, redis.exceptions.NoScriptError)]
         if missing:
-            scripts = {script.sha: script for script, _ in (self._commands[i] for i in missing) if script}
+            scripts = {queued.script.sha: queued.script for queued in (self._commands[i] for i in missing)
+                       if queued.script}
             for script in scripts.values():
                 self.client.script_load(script.source)
             for i, result in zip(missing, self._send([self._commands[i] for i in missing])):
@@ -183,10 +199,20 @@ class Batch:
                 raise result
         return results
 
-    def _send(self, commands: Sequence[tuple[Script | None, tuple[Any, ...]]]) -> list[Any]:
+    def _send(self, commands: Sequence[_Queued]) -> list[Any]:
         if not commands:
             return []
         pipe = self.client.pipeline(transaction=False)
-        for _, args in commands:
-            pipe.execute_command(*args)
+        for queued in commands:
+            if queued.slot is None:
+                pipe.execute_command(*queued.args)
+            else:
+                pipe.execute_command(*queued.args, target_nodes=self._primary(queued.slot))
         return list(pipe.execute(raise_on_error=False))
+
+    def _primary(self, slot: int) -> Any:
+        """The primary node serving `slot`: redis-py's slot table read directly, since its `get_node_from_slot`
+        costs microseconds per call in argument checks, and a read looks up a thousand slots."""
+        manager = self.client.nodes_manager  # type: ignore[union-attr]
+        nodes = manager.slots_cache.get(slot)
+        return nodes[0] if nodes else manager.get_node_from_slot(slot)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from recsys.config import PitFeatureConfig
 from recsys.features.spec import DAY, PIT_FEATURES, Entity, Window
@@ -132,7 +132,7 @@ class RecordLayout:
         """uint32 index of the first counter within the record (BITFIELD '#' offsets count from byte 0)."""
         return self.header_bytes // 4
 
-    @property
+    @cached_property  # every key of an item names it: hashed once per layout, not per key
     def fingerprint(self) -> str:
         shape = [RECORD_FORMAT, self.entity, self.header_bytes, self.totals,
                  [(r.window.name, r.bucket_seconds, r.buckets, r.kinds) for r in self.rings]]

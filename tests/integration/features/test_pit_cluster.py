@@ -41,6 +41,18 @@ def test_the_cluster_gives_the_same_features_as_a_single_node(cluster_client, re
     assert read_all(cluster_client) == read_all(redis_client)
 
 
+def test_scripts_go_straight_to_their_slot_without_asking_a_node_for_their_keys(cluster_client):
+    nodes = cluster_client.get_primaries()
+    for node in nodes:
+        node.redis_connection.config_resetstat()
+    load(cluster_client)  # the writer's scripts
+    read_all(cluster_client)  # the reader's multi-get scripts
+    calls = [node.redis_connection.info("commandstats") for node in nodes]
+    assert sum(stats.get("cmdstat_evalsha", {}).get("calls", 0) for stats in calls) > 0
+    # redis-py's cluster pipeline would otherwise send COMMAND GETKEYS before each EVALSHA: a round trip apiece
+    assert sum(stats.get("cmdstat_command|getkeys", {}).get("calls", 0) for stats in calls) == 0
+
+
 def test_redelivery_is_a_duplicate_in_the_cluster(cluster_client):
     load(cluster_client)
     before = read_all(cluster_client)
