@@ -157,6 +157,55 @@ def start_valkey(log_dir: Path, port: int | None = None, timeout_s: float = 15.0
     return Service("valkey", proc.pid, port, url, log)
 
 
+def _free_cluster_port() -> int:
+    while True:  # a cluster node also listens on port + 10000 (the cluster bus)
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def start_valkey_cluster(log_dir: Path, nodes: int = 3, timeout_s: float = 20.0) -> list[Service]:
+    """`nodes` Valkey primaries in cluster mode on loopback, the 16,384 slots split evenly between them: MemoryDB
+    always runs in cluster mode. Stop each service when done."""
+    import redis
+
+    services: list[Service] = []
+    try:
+        for _ in range(nodes):
+            port = _free_cluster_port()
+            data_dir = Path(tempfile.mkdtemp(prefix="valkey-cluster-", dir=log_dir if log_dir.exists() else None))
+            proc, log = _spawn(f"valkey-cluster-{port}", [
+                valkey_binary(), "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
+                "--cluster-config-file", str(data_dir / "nodes.conf"), "--dir", str(data_dir), "--save", "",
+                "--appendonly", "no"], log_dir)
+            url = f"redis://127.0.0.1:{port}/0"
+            services.append(Service(f"valkey-cluster-{port}", proc.pid, port, url, log))
+            _wait_until(lambda: redis.Redis.from_url(url, socket_timeout=0.5).ping(), "valkey cluster node",
+                        timeout_s, proc)
+        clients = [redis.Redis(port=service.port, socket_timeout=2) for service in services]
+        bounds = [16384 * n // nodes for n in range(nodes + 1)]
+        for client, low, high in zip(clients, bounds, bounds[1:]):
+            client.execute_command("CLUSTER ADDSLOTSRANGE", low, high - 1)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER MEET", "127.0.0.1", services[0].port)
+
+        def converged() -> bool:
+            return all(c.cluster("info")["cluster_state"] == "ok" and len(c.cluster("nodes")) == nodes
+                       for c in clients)
+
+        _wait_until(converged, "the valkey cluster", timeout_s)
+        return services
+    except BaseException:
+        for service in services:
+            service.stop()
+        raise
+
+
 def start_moto(log_dir: Path, port: int | None = None, timeout_s: float = 30.0) -> Service:
     port = port or free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
