@@ -30,13 +30,13 @@ from recsys.batch.feature_store import STORE_ENTITIES
 from recsys.config import StageConfig
 from recsys.pipeline.steps import Step
 from stacks.constructs.bundling import image_asset, image_context
-from stacks.constructs.logs import encrypted_log_group
 from stacks.constructs.pipeline_step import (
     SAGEMAKER_TRANSIENT_ERRORS,
     PipelineLambdaStep,
     retry_props,
     with_retries,
 )
+from stacks.constructs.state_machine import logged_state_machine
 from stacks.constructs.topics import EncryptedTopic
 from stacks.foundation import shared_key
 from stacks.nag import acknowledge
@@ -107,25 +107,17 @@ class PipelineStack(Stack):
         self.steps = self._lambda_steps(environment)
         self._grant_steps(ranker.role)
 
-        definition = self._definition()
-        logs = encrypted_log_group(
-            self,
-            "StateMachineLogs",
-            key=self.key,
-            days=config.pipeline.log_retention_days,
-            field="pipeline.log_retention_days",
-            retain=config.retain_data,
-            name=f"/aws/vendedlogs/states/{names.state_machine}",
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
             "StateMachine",
-            state_machine_name=names.state_machine,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            name=names.state_machine,
+            definition=self._definition(),
             timeout=Duration.hours(24),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=False),
-            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(self.key),
+            key=self.key,
+            logs_id="StateMachineLogs",
+            log_days=config.pipeline.log_retention_days,
+            log_field="pipeline.log_retention_days",
+            retain=config.retain_data,
         )
         self._grant_state_machine()
         self.schedule = self._schedule()

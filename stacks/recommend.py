@@ -17,8 +17,8 @@ from recsys.blender.config import DEFAULT_CONFIG
 from recsys.config import StageConfig
 from recsys.recommend.request import ROUTE_FIELDS
 from stacks.constructs.event_api import LambdaRestApi
-from stacks.constructs.logs import encrypted_log_group
 from stacks.constructs.python_lambda import ContainerImage, PythonLambda, VpcPlacement
+from stacks.constructs.state_machine import logged_state_machine
 from stacks.foundation import shared_key
 from stacks.nag import acknowledge
 from stacks.network import NetworkStack
@@ -210,23 +210,15 @@ class RecommendStack(Stack):
             payload_response_only=True,
             retry_on_service_exceptions=True,
         )
-        name = f"{config.prefix}-batch-recommendations"
-        logs = encrypted_log_group(
-            self,
-            "BatchRecommendationsLogs",
-            key=key,
-            days=config.recommend_api.batch_function.log_retention_days,
-            field="recommend_api.batch_function.log_retention_days",
-            retain=config.retain_data,
-            name=f"/aws/vendedlogs/states/{name}",
-        )
-        return sfn.StateMachine(
+        return logged_state_machine(
             self,
             "BatchRecommendationsStateMachine",
-            state_machine_name=name,
-            definition_body=sfn.DefinitionBody.from_chainable(invoke),
+            name=f"{config.prefix}-batch-recommendations",
+            definition=invoke,
             timeout=Duration.minutes(30),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=False),
-            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
+            key=key,
+            logs_id="BatchRecommendationsLogs",
+            log_days=config.recommend_api.batch_function.log_retention_days,
+            log_field="recommend_api.batch_function.log_retention_days",
+            retain=config.retain_data,
         )

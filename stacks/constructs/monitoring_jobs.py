@@ -22,10 +22,10 @@ from constructs import Construct
 
 from recsys.config import StageConfig
 from stacks.constructs.bundling import image_asset, image_context
-from stacks.constructs.logs import encrypted_log_group
 from stacks.constructs.pipeline_step import SAGEMAKER_TRANSIENT_ERRORS
 from stacks.constructs.python_lambda import VpcPlacement
 from stacks.constructs.ranker_endpoint import SAGEMAKER_VPC_ACTIONS
+from stacks.constructs.state_machine import logged_state_machine
 from stacks.nag import acknowledge
 
 # The image's build context is the repository root; only what the Dockerfile copies goes into it.
@@ -137,23 +137,17 @@ class MonitoringJobs(Construct):
                 "ResultSelector": {"job.$": "$.ProcessingJobName", "status.$": "$.ProcessingJobStatus"},
             },
         )
-        logs = encrypted_log_group(
-            self,
-            "StateMachineLogs",
-            key=key,
-            days=settings.log_retention_days,
-            field="monitoring.jobs.log_retention_days",
-            retain=config.retain_data,
-            name=f"/aws/vendedlogs/states/{config.names.monitoring_jobs_state_machine}",
-        )
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
             "StateMachine",
-            state_machine_name=config.names.monitoring_jobs_state_machine,
-            definition_body=sfn.DefinitionBody.from_chainable(run_job),
+            name=config.names.monitoring_jobs_state_machine,
+            definition=run_job,
             timeout=Duration.seconds(settings.max_runtime_s + 15 * 60),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs, level=sfn.LogLevel.ALL, include_execution_data=False),
+            key=key,
+            logs_id="StateMachineLogs",
+            log_days=settings.log_retention_days,
+            log_field="monitoring.jobs.log_retention_days",
+            retain=config.retain_data,
         )
         state_machine_role = self.state_machine.role
         state_machine_role.add_to_principal_policy(

@@ -62,3 +62,19 @@ def test_cdk_json_runs_the_app_with_the_project_venv_and_defaults_to_dev(repo_ro
     assert cdk["context"]["stage"] == "dev"
     lock = json.loads((repo_root / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/aws-cdk"]["version"] == "2.1148.1"
+
+
+def test_every_state_machine_is_traced_logged_and_encrypted_with_the_platform_key(synth: Synth) -> None:
+    machines = {(kind, logical_id): machine["Properties"] for kind in STACKS
+                for logical_id, machine in synth.resources(kind, "AWS::StepFunctions::StateMachine").items()}
+    assert {kind for kind, _ in machines} == {"pipeline", "recommend", "monitoring"}
+    for (kind, logical_id), machine in machines.items():
+        assert machine["TracingConfiguration"] == {"Enabled": True}, logical_id
+        assert machine["LoggingConfiguration"]["Level"] == "ALL", logical_id
+        assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False, logical_id
+        assert machine["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY", logical_id
+        assert synth.resolve_import(machine["EncryptionConfiguration"]["KmsKeyId"]) == synth.key_arn(), logical_id
+        (destination,) = machine["LoggingConfiguration"]["Destinations"]
+        log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        log_group = synth.resources(kind, "AWS::Logs::LogGroup")[log_group_id]["Properties"]
+        assert synth.resolve_import(log_group["KmsKeyId"]) == synth.key_arn(), logical_id
