@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import redis
+from redis.crc import key_slot
 
 from recsys.config import PitFeatureConfig
 from recsys.events import KNOWN_EVENT_TYPES
@@ -150,7 +151,7 @@ class FeatureReader:
             batch = Batch(self.redis)
             for key in user_keys:
                 batch.command("HGETALL", key)
-            items = batch.multi_get([self._item_keys.key(item_id) for item_id in ids])
+            items = batch.multi_get(*self._item_keys.slotted(ids))
             results = batch.execute()
             user = self._user_side(results[: len(user_keys)], now)
             return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
@@ -275,7 +276,7 @@ class FeatureReader:
         """The counters of `creators` from the store, one round trip (a missing record reads as zeros)."""
         if is_cluster(self.redis):
             batch = Batch(self.redis)
-            request = batch.multi_get([self._creator_keys.key(creator) for creator in creators])
+            request = batch.multi_get(*self._creator_keys.slotted(creators))
             values = request.values(batch.execute())
             return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
 
@@ -474,13 +475,15 @@ def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
 
 
 class _KeyChunks:
-    """Item id (or creator hash) -> its key as a RESP bulk string, kept across reads: packing 1,000 keys anew costs
-    more than the read's network time. A catalog's ids are few enough to keep; past KEY_CACHE_ENTRIES it restarts.
-    With `affixes` (layout.item_key_affixes), str ids are packed natively from the ids themselves, and none is kept."""
+    """Item id (or creator hash) -> its key as a RESP bulk string, or on a cluster its key and slot, kept across
+    reads: packing or hashing 1,000 keys anew costs more than the read's network time. A catalog's ids are few
+    enough to keep; past KEY_CACHE_ENTRIES it restarts. With `affixes` (layout.item_key_affixes), str ids are
+    packed natively from the ids themselves, and none is kept."""
 
     def __init__(self, key: Callable[[Any], str], affixes: tuple[bytes, bytes] | None = None) -> None:
         self.key = key
         self._chunks: dict[Any, bytes] = {}
+        self._slotted: dict[Any, tuple[str, int]] = {}  # on a cluster: id -> (key, slot)
         self._affixes = affixes
 
     def packed_unique_mget(self, ids: Sequence[Any]) -> tuple[bytes, list[Any]]:
@@ -505,6 +508,21 @@ class _KeyChunks:
         key = self.key(item_id).encode()
         chunk = self._chunks[item_id] = b"$%d\r\n%s\r\n" % (len(key), key)
         return chunk
+
+    def slotted(self, ids: Sequence[Any]) -> tuple[list[str], list[int]]:
+        """The keys of `ids` and their cluster slots, kept across reads like the packed keys."""
+        cache = self._slotted
+        if len(cache) + len(ids) > KEY_CACHE_ENTRIES:
+            cache.clear()
+        keys, slots = [], []
+        for item_id in ids:
+            known = cache.get(item_id)
+            if known is None:
+                key = self.key(item_id)
+                known = cache[item_id] = (key, key_slot(key.encode()))
+            keys.append(known[0])
+            slots.append(known[1])
+        return keys, slots
 
 
 class _CreatorCache:
