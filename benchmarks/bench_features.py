@@ -73,6 +73,13 @@ def event_stream(args: argparse.Namespace) -> list[Event]:
     return events(args.events, items, [f"user-{k}" for k in range(args.users)], seed=1)
 
 
+def read_requests(args: argparse.Namespace) -> list[list[str]]:
+    """The reads' candidates: 50 draws of 1,000 distinct items of the catalog, the same for every reader part."""
+    items = [r["ITEM_ID"] for r in catalog_records(args.items)]
+    rng = random.Random(3)
+    return [rng.sample(items, 1000) for _ in range(50)]
+
+
 def bench_writer(client: redis.Redis, config: PitFeatureConfig, args: argparse.Namespace) -> None:
     stream = event_stream(args)
     writer = FeatureWriter(client, config)
@@ -103,8 +110,7 @@ def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
     FeatureWriter(client, config).apply(events(2 * config.affinity_max_entries, items, [full_user], seed=5,
                                                prefix="full"))
     full_history = FeatureReader(client, config).read(full_user, []).user
-    rng = random.Random(3)
-    requests = [rng.sample(items, 1000) for _ in range(50)]
+    requests = read_requests(args)
     variants = [
         (f"native decoder, creator cache {config.creator_cache_s:g} s (default)", "pit_reader", "PIT FeatureReader",
          FeatureReader(client, config), user, history),
@@ -275,9 +281,7 @@ def bench_cluster(_client: redis.Redis, config: PitFeatureConfig, args: argparse
                 writer.apply(stream[start:start + 100])
             written_per_s = len(stream) / (time.perf_counter() - began)
             reader = FeatureReader(client, config)
-            items = [r["ITEM_ID"] for r in catalog_records(args.items)]
-            rng = random.Random(3)
-            requests = [rng.sample(items, 1000) for _ in range(50)]
+            requests = read_requests(args)
             for n in range(100):
                 reader.read("user-1", requests[n % len(requests)])
             samples = []

@@ -906,10 +906,15 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* The row of `creator` in a creator cache (sorted hashes), or -1. */
-static Py_ssize_t cache_row(const int64_t *hashes, Py_ssize_t cached, int64_t creator) {
+/* The row of a record's creator in a creator cache (sorted hashes, with their expiry on the monotonic clock) if it
+ * is there and fresh at `clock`; -1 if not; -2 if the item has no creator. */
+static Py_ssize_t fresh_creator_row(const ItemDecoder *self, const unsigned char *record, const int64_t *hashes,
+                                    const double *until, Py_ssize_t cached, double clock) {
+    int64_t creator = be_i64(record + self->creator_offset);
+    if (creator == 0)
+        return -2;
     Py_ssize_t at = lower_bound(hashes, cached, creator);
-    return (at < cached && hashes[at] == creator) ? at : -1;
+    return (at < cached && hashes[at] == creator && until[at] > clock) ? at : -1;
 }
 
 static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyObject *kwargs) {
@@ -933,9 +938,8 @@ static PyObject *ItemDecoder_creator_rows(ItemDecoder *self, PyObject *args, PyO
     const double *until = expires.buf;
     int64_t *out = rows.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t creator = be_i64((const unsigned char *)records.buf + i * self->record_size + self->creator_offset);
-        Py_ssize_t row = creator == 0 ? -2 : cache_row(hashes.buf, cached, creator);
-        out[i] = (row >= 0 && until[row] <= clock) ? -1 : row;
+        out[i] = fresh_creator_row(self, (const unsigned char *)records.buf + i * self->record_size, hashes.buf, until,
+                                   cached, clock);
         missing += out[i] == -1;
     }
     result = PyLong_FromSsize_t(missing);
@@ -972,11 +976,11 @@ static PyObject *ItemDecoder_creator_features(ItemDecoder *self, PyObject *args,
     const int64_t *computed = computed_at.buf;
     Py_ssize_t pending = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t creator = be_i64((const unsigned char *)records.buf + i * self->record_size + self->creator_offset);
-        if (creator == 0)
+        Py_ssize_t row = fresh_creator_row(self, (const unsigned char *)records.buf + i * self->record_size, hashes.buf,
+                                           until, cached, clock);
+        if (row == -2)
             continue;
-        Py_ssize_t row = cache_row(hashes.buf, cached, creator);
-        if (row < 0 || until[row] <= clock || computed[row] != second) {
+        if (row < 0 || computed[row] != second) {
             pending++;
             continue;
         }
