@@ -40,7 +40,7 @@ from benchmarks.common import percentile, record
 from recsys.config import PitFeatureConfig
 from recsys.events import Event
 from recsys.features import FeatureReader, FeatureWriter, ItemCatalog, native
-from recsys.features.layout import item_key_affixes, record_layout
+from recsys.features.layout import KEY_BUCKETS, item_key_affixes, record_layout
 from recsys.local.services import start_valkey, start_valkey_cluster
 
 DAY = 86400
@@ -175,7 +175,7 @@ class RawMget:
         self.buffer = bytearray(1 << 20)
 
     def __call__(self, item_ids: list[str]) -> int:
-        request, _ = native.pack_mget(item_ids, *self.affixes)
+        request, _ = native.pack_mget(item_ids, *self.affixes, False)
         self.socket.sendall(request)
         scanner, length = native.ReplyScanner(1), 0
         while (end := scanner.feed(self.buffer, length)) < 0:
@@ -292,8 +292,9 @@ def bench_cluster(_client: redis.Redis, config: PitFeatureConfig, args: argparse
         finally:
             for node in nodes:
                 node.stop()
-    setting = (f"local 3-node Valkey 8 cluster on the same 2 cores, redis-py cluster client (a pipeline with one "
-               f"read script per node, as on MemoryDB); {load()}")
+    setting = (f"local 3-node Valkey 8 cluster on the same 2 cores, redis-py cluster client (writer: one script per "
+               f"entity straight to its slot; reader: one MGET per key bucket, {KEY_BUCKETS} buckets, on each node's "
+               f"own connection, parsed natively), as on MemoryDB; {load()}")
     record("pit_writer_cluster_events_per_s", figure="PIT feature writer throughput, 3-node cluster",
            value=written_per_s, unit="events/s",
            conditions=f"one process, batches of 100 events, {len(stream):,} new events over {args.items:,} items and "

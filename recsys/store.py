@@ -92,24 +92,12 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
-# Reads any keys of one node, whatever their slots: a cluster refuses MGET across slots. The first key is
-# declared so that the command is routed to the node owning it; all keys come in ARGV.
-_MULTI_GET_LUA = """#!lua flags=no-writes,allow-cross-slot-keys
-local out = {}
-for i = 1, #ARGV do out[i] = redis.call('GET', ARGV[i]) end
-return out
-"""
-
-
 class Script:
     """A Lua script, run by EVALSHA; `Batch.execute` loads it on nodes that do not know it yet."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-
-MULTI_GET = Script(_MULTI_GET_LUA)
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ class MultiGet:
 class _Queued:
     script: Script | None
     args: tuple[Any, ...]
-    slot: int | None = None  # a script's slot in a cluster: the pipeline sends it there without asking
+    slot: int | None = None  # the command's slot in a cluster: the pipeline sends it there without asking
 
 
 class Batch:
@@ -162,7 +150,8 @@ class Batch:
         return len(self._commands) - 1
 
     def multi_get(self, keys: Sequence[str], slots: Sequence[int] | None = None) -> MultiGet:
-        """Queue GET of every key: one MGET on a single node, one MULTI_GET script per node of a cluster.
+        """Queue GET of every key: one MGET on a single node, one MGET per slot on a cluster (keys bucketed by
+        their hash tags share a few slots; see layout.key_bucket).
 
         `slots`: each key's cluster slot, from a caller that keeps them (hashing a thousand keys costs about a
         millisecond in Python)."""
@@ -173,13 +162,10 @@ class Batch:
         by_slot: dict[int, list[int]] = {}
         for position, slot in enumerate(slots if slots is not None else [key_slot(k.encode()) for k in keys]):
             by_slot.setdefault(slot, []).append(position)
-        by_node: dict[str, list[int]] = {}
-        for slot, positions in by_slot.items():
-            by_node.setdefault(self._primary(slot).name, []).extend(positions)
         commands = []
-        for positions in by_node.values():
-            node_keys = [keys[p] for p in positions]
-            commands.append((self.script(MULTI_GET, node_keys[:1], node_keys), tuple(positions)))
+        for slot, positions in by_slot.items():
+            self._commands.append(_Queued(None, ("MGET", *[keys[p] for p in positions]), slot))
+            commands.append((len(self._commands) - 1, tuple(positions)))
         return MultiGet(tuple(commands), len(keys))
 
     def execute(self) -> list[Any]:
@@ -214,8 +200,12 @@ class Batch:
         return list(pipe.execute(raise_on_error=False))
 
     def _primary(self, slot: int) -> Any:
-        """The primary node serving `slot`: redis-py's slot table read directly, since its `get_node_from_slot`
-        costs microseconds per call in argument checks, and a read looks up a thousand slots."""
-        manager = self.client.nodes_manager  # type: ignore[union-attr]
-        nodes = manager.slots_cache.get(slot)
-        return nodes[0] if nodes else manager.get_node_from_slot(slot)
+        return primary_node(self.client, slot)  # type: ignore[arg-type]
+
+
+def primary_node(cluster: RedisCluster, slot: int) -> Any:
+    """The primary node serving `slot` as the client knows it: redis-py's slot table read directly, since its
+    `get_node_from_slot` costs microseconds per call in argument checks."""
+    manager = cluster.nodes_manager
+    nodes = manager.slots_cache.get(slot)
+    return nodes[0] if nodes else manager.get_node_from_slot(slot)

@@ -709,11 +709,12 @@ static PyObject *parse_element(const char *data, Py_ssize_t length, Py_ssize_t *
     return list;
 }
 
-/* The records reply (an array of strings or nulls) into `out`, record after record: a null reads as zeros, a string
- * of another size is cut or zero-padded (as reader._join). Returns None, or the reply itself if it is an error (for
- * the caller to raise). */
+/* A records reply (an array of strings or nulls) into `out`, record after record: a null reads as zeros, a string
+ * of another size is cut or zero-padded (as reader._join). At most `room` records; *records is set to their count.
+ * Returns None, or the reply itself if it is an error (for the caller to raise). */
 static PyObject *parse_records(const char *data, Py_ssize_t length, Py_ssize_t *at, Py_ssize_t record_size, char *out,
-                               Py_ssize_t records, PyObject *error_class) {
+                               Py_ssize_t room, Py_ssize_t *records, PyObject *error_class) {
+    *records = 0;
     if (data[*at] == '|')
         skip_aggregate(data, length, at);
     if (data[*at] != '*')
@@ -722,10 +723,11 @@ static PyObject *parse_records(const char *data, Py_ssize_t length, Py_ssize_t *
     long long n;
     if (line_integer(data, *at + 1, end, &n))
         return NULL;
-    if (n != records)
-        return PyErr_Format(PyExc_ValueError, "RESP: %lld records in the reply, %zd asked for", n, records);
+    if (n < 0 || n > room)
+        return PyErr_Format(PyExc_ValueError, "RESP: %lld records in a reply, room for %zd", n, room);
+    *records = (Py_ssize_t)n;
     *at = end + 2;
-    for (Py_ssize_t i = 0; i < records; i++) {
+    for (Py_ssize_t i = 0; i < *records; i++) {
         char *record = out + i * record_size;
         if (data[*at] == '|')
             skip_aggregate(data, length, at);
@@ -760,22 +762,37 @@ static PyObject *parse_replies(PyObject *module, PyObject *args, PyObject *kwarg
     if (complete != 1) {
         if (complete == 0)
             PyErr_SetString(PyExc_ValueError, "RESP: the buffer does not hold every reply (see ReplyScanner)");
+    } else if (records_reply < 0) {
+        PyErr_SetString(PyExc_ValueError, "records_reply: the first records reply, count or more for none");
     } else if (record_size <= 0 || out.len % record_size != 0) {
         PyErr_SetString(PyExc_ValueError, "out must hold whole records of record_size > 0 bytes");
     } else {
         const char *data = buffer.buf;
         Py_ssize_t length = state.at, at = 0;  /* every reply is complete before state.at */
+        Py_ssize_t room = out.len / record_size, records = 0;
+        int errors = 0;
         replies = PyList_New(count);
         for (Py_ssize_t r = 0; replies != NULL && r < count; r++) {
             while (data[at] == '>')
                 skip_aggregate(data, length, &at);
-            PyObject *reply = r == records_reply ? parse_records(buffer.buf, length, &at, record_size, out.buf,
-                                                                 out.len / record_size, error_class)
+            PyObject *reply = r >= records_reply ? parse_records(buffer.buf, length, &at, record_size,
+                                                                 (char *)out.buf + (out.len - room * record_size),
+                                                                 room, &records, error_class)
                                                  : parse_element(buffer.buf, length, &at, error_class);
-            if (reply == NULL)
+            if (reply == NULL) {
                 Py_CLEAR(replies);
-            else
-                PyList_SET_ITEM(replies, r, reply);
+                break;
+            }
+            PyList_SET_ITEM(replies, r, reply);
+            if (r >= records_reply) {
+                room -= records;
+                errors += reply != Py_None;
+            }
+        }
+        if (replies != NULL && records_reply < count && room != 0 && !errors) {
+            PyErr_Format(PyExc_ValueError, "RESP: %zd records in the replies, %zd asked for",
+                         out.len / record_size - room, out.len / record_size);
+            Py_CLEAR(replies);
         }
     }
     PyBuffer_Release(&buffer);
@@ -783,11 +800,13 @@ static PyObject *parse_replies(PyObject *module, PyObject *args, PyObject *kwarg
     return replies;
 }
 
-/* ---- the MGET request ---- */
+/* ---- the MGET requests ---- */
 
 typedef struct {
+    PyObject *id;
     const char *utf8;
     Py_ssize_t size;
+    Py_ssize_t bucket;
 } Id;
 
 /* "$<size>\r\n" at `out` (printf costs more than the rest of a key); returns its length. */
@@ -806,16 +825,62 @@ static int bulk_header(char *out, Py_ssize_t size) {
     return n + 3;
 }
 
-#define ID_PREFETCH 12
+/* CRC16-CCITT (XModem), the cluster's key hash: a key's bucket is the CRC16 of its id modulo the bucket count, as
+ * layout.key_bucket computes it with binascii.crc_hqx. */
+static uint16_t crc16_table[256];
 
-/* MGET of prefix + id + suffix for each distinct id, built straight from the id strings: a cache of packed keys
+static void crc16_init(void) {
+    for (int byte = 0; byte < 256; byte++) {
+        uint16_t crc = (uint16_t)(byte << 8);
+        for (int bit = 0; bit < 8; bit++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+        crc16_table[byte] = crc;
+    }
+}
+
+static inline uint16_t crc16(const char *data, Py_ssize_t size) {
+    uint16_t crc = 0;
+    for (Py_ssize_t i = 0; i < size; i++)
+        crc = (uint16_t)((crc << 8) ^ crc16_table[((crc >> 8) ^ (unsigned char)data[i]) & 0xff]);
+    return crc;
+}
+
+/* The MGET of `ids` (ids[first..last)) with the keys prefixes[bucket] + id + suffix, written at `out`; returns the
+ * end. */
+static char *write_mget(char *out, const Id *ids, Py_ssize_t first, Py_ssize_t last, PyObject *prefixes,
+                        const char *suffix, Py_ssize_t suffix_size) {
+    out += sprintf(out, "*%zd\r\n$4\r\nMGET\r\n", last - first + 1);
+    for (Py_ssize_t i = first; i < last; i++) {
+        PyObject *prefix = PyTuple_GET_ITEM(prefixes, ids[i].bucket);
+        Py_ssize_t prefix_size = PyBytes_GET_SIZE(prefix), key = prefix_size + ids[i].size + suffix_size;
+        out += bulk_header(out, key);
+        memcpy(out, PyBytes_AS_STRING(prefix), (size_t)prefix_size);
+        memcpy(out + prefix_size, ids[i].utf8, (size_t)ids[i].size);
+        memcpy(out + prefix_size + ids[i].size, suffix, (size_t)suffix_size);
+        memcpy(out + key, "\r\n", 2);
+        out += key + 2;
+    }
+    return out;
+}
+
+#define ID_PREFETCH 12
+#define MGET_HEADER 40  /* "*<count>\r\n$4\r\nMGET\r\n" at most */
+
+/* The MGET requests of the keys of the distinct ids, built straight from the id strings: a cache of packed keys
  * cost a dictionary lookup and a bytes object per id, each a cache miss on a 1,000-item read. */
 static PyObject *pack_mget(PyObject *module, PyObject *args) {
-    PyObject *ids;
-    const char *prefix, *suffix;
-    Py_ssize_t prefix_size, suffix_size;
-    if (!PyArg_ParseTuple(args, "Oy#y#", &ids, &prefix, &prefix_size, &suffix, &suffix_size))
+    PyObject *ids, *prefixes;
+    const char *suffix;
+    Py_ssize_t suffix_size;
+    int by_bucket;
+    if (!PyArg_ParseTuple(args, "OO!y#p", &ids, &PyTuple_Type, &prefixes, &suffix, &suffix_size, &by_bucket))
         return NULL;
+    Py_ssize_t buckets = PyTuple_GET_SIZE(prefixes);
+    if (buckets == 0)
+        return PyErr_Format(PyExc_ValueError, "prefixes: one per bucket, at least one");
+    for (Py_ssize_t b = 0; b < buckets; b++)
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(prefixes, b)))
+            return PyErr_Format(PyExc_TypeError, "prefixes[%zd] is not bytes", b);
     PyObject *items = PySequence_Fast(ids, "ids must be a sequence");
     if (items == NULL)
         return NULL;
@@ -824,9 +889,12 @@ static PyObject *pack_mget(PyObject *module, PyObject *args) {
         slots *= 2;
     PyObject **table = PyMem_Calloc((size_t)slots, sizeof(PyObject *));  /* open addressing over the distinct ids */
     Id *unique_ids = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Id));
-    PyObject *unique = PyList_New(0), *result = NULL;
-    Py_ssize_t count = 0, size = 0;
-    if (table == NULL || unique_ids == NULL || unique == NULL) {
+    Id *sorted = by_bucket ? PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Id)) : NULL;
+    Py_ssize_t *counts = PyMem_Calloc((size_t)buckets + 1, sizeof(Py_ssize_t));
+    Py_ssize_t *sizes = PyMem_Calloc((size_t)buckets, sizeof(Py_ssize_t));  /* request bytes per bucket */
+    PyObject *result = NULL, *unique = NULL, *requests = NULL;
+    Py_ssize_t count = 0;
+    if (table == NULL || unique_ids == NULL || (by_bucket && sorted == NULL) || counts == NULL || sizes == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -860,49 +928,94 @@ static PyObject *pack_mget(PyObject *module, PyObject *args) {
             continue;
         table[slot] = id;
         Id *entry = &unique_ids[count++];
+        entry->id = id;
         entry->utf8 = PyUnicode_AsUTF8AndSize(id, &entry->size);
-        if (entry->utf8 == NULL || PyList_Append(unique, id) < 0)
+        if (entry->utf8 == NULL)
             goto done;
+        entry->bucket = buckets > 1 ? crc16(entry->utf8, entry->size) % buckets : 0;
         char header[24];
-        Py_ssize_t key = prefix_size + entry->size + suffix_size;
-        size += bulk_header(header, key) + key + 2;
+        Py_ssize_t key = PyBytes_GET_SIZE(PyTuple_GET_ITEM(prefixes, entry->bucket)) + entry->size + suffix_size;
+        sizes[entry->bucket] += bulk_header(header, key) + key + 2;
+        counts[entry->bucket + 1]++;
     }
-    char header[64];
-    int header_size = snprintf(header, sizeof header, "*%zd\r\n$4\r\nMGET\r\n", count + 1);
-    PyObject *request = PyBytes_FromStringAndSize(NULL, header_size + size);
-    if (request == NULL)
+    unique = PyList_New(count);
+    if (unique == NULL)
         goto done;
-    char *out = PyBytes_AS_STRING(request);
-    memcpy(out, header, (size_t)header_size);
-    out += header_size;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_ssize_t key = prefix_size + unique_ids[i].size + suffix_size;
-        out += bulk_header(out, key);
-        memcpy(out, prefix, (size_t)prefix_size);
-        memcpy(out + prefix_size, unique_ids[i].utf8, (size_t)unique_ids[i].size);
-        memcpy(out + prefix_size + unique_ids[i].size, suffix, (size_t)suffix_size);
-        memcpy(out + key, "\r\n", 2);
-        out += key + 2;
+    if (!by_bucket) {
+        Py_ssize_t size = MGET_HEADER;
+        for (Py_ssize_t b = 0; b < buckets; b++)
+            size += sizes[b];
+        PyObject *request = PyBytes_FromStringAndSize(NULL, size);
+        if (request == NULL)
+            goto done;
+        char *end = write_mget(PyBytes_AS_STRING(request), unique_ids, 0, count, prefixes, suffix, suffix_size);
+        if (_PyBytes_Resize(&request, end - PyBytes_AS_STRING(request)) < 0)
+            goto done;
+        for (Py_ssize_t i = 0; i < count; i++)
+            PyList_SET_ITEM(unique, i, Py_NewRef(unique_ids[i].id));
+        result = Py_BuildValue("(NO)", request, unique);
+        goto done;
     }
-    result = Py_BuildValue("(NO)", request, unique);
+    /* a stable counting sort by bucket: counts[b] becomes the start of bucket b */
+    for (Py_ssize_t b = 0; b < buckets; b++)
+        counts[b + 1] += counts[b];
+    Py_ssize_t *next = PyMem_Malloc((size_t)buckets * sizeof(Py_ssize_t));
+    if (next == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(next, counts, (size_t)buckets * sizeof(Py_ssize_t));
+    for (Py_ssize_t i = 0; i < count; i++)
+        sorted[next[unique_ids[i].bucket]++] = unique_ids[i];
+    PyMem_Free(next);
+    requests = PyList_New(0);
+    if (requests == NULL)
+        goto done;
+    for (Py_ssize_t b = 0; b < buckets; b++) {
+        if (counts[b + 1] == counts[b])
+            continue;
+        PyObject *request = PyBytes_FromStringAndSize(NULL, MGET_HEADER + sizes[b]);
+        if (request == NULL)
+            goto done;
+        char *end = write_mget(PyBytes_AS_STRING(request), sorted, counts[b], counts[b + 1], prefixes, suffix,
+                               suffix_size);
+        PyObject *entry = _PyBytes_Resize(&request, end - PyBytes_AS_STRING(request)) < 0
+                              ? NULL
+                              : Py_BuildValue("(nnN)", b, counts[b + 1] - counts[b], request);
+        if (entry == NULL || PyList_Append(requests, entry) < 0) {
+            Py_XDECREF(entry);
+            goto done;
+        }
+        Py_DECREF(entry);
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyList_SET_ITEM(unique, i, Py_NewRef(sorted[i].id));
+    result = Py_BuildValue("(OO)", requests, unique);
 done:
     PyMem_Free(table);
     PyMem_Free(unique_ids);
+    PyMem_Free(sorted);
+    PyMem_Free(counts);
+    PyMem_Free(sizes);
     Py_DECREF(items);
     Py_XDECREF(unique);
+    Py_XDECREF(requests);
     return result;
 }
 
 static PyMethodDef module_methods[] = {
     {"pack_mget", pack_mget, METH_VARARGS,
-     "pack_mget(ids, prefix, suffix) -> (request, distinct ids) | None\n"
-     "The MGET of the keys prefix + id + suffix (UTF-8) of the distinct `ids`, in first-seen order, and those ids; "
-     "None if an id is not a str."},
+     "pack_mget(ids, prefixes, suffix, by_bucket) -> (request, distinct ids) | ([(bucket, count, request)], "
+     "distinct ids) | None\n"
+     "The MGET of the keys prefixes[bucket] + id + suffix (UTF-8) of the distinct `ids`, where bucket is the "
+     "CRC16 of the id modulo len(prefixes). Not by_bucket: one MGET of every key, the ids in first-seen order. "
+     "by_bucket: one MGET per bucket that has ids, in bucket order, and the ids in that order (first-seen within a "
+     "bucket). None if an id is not a str."},
     {"parse_replies", (PyCFunction)(void (*)(void))parse_replies, METH_VARARGS | METH_KEYWORDS,
      "parse_replies(buffer, count, records_reply, record_size, out, error_class) -> list\n"
-     "The `count` complete replies in `buffer` as Python objects, except reply `records_reply`, an array of records "
-     "written into `out` (one `record_size` slot each; nil: zeros) and given as None. An error reply is given as "
-     "error_class(message), not raised."},
+     "The `count` complete replies in `buffer` as Python objects, except replies `records_reply` on: arrays of "
+     "records written into `out` one after another (one `record_size` slot each; nil: zeros), which must fill it, "
+     "each given as None. An error reply is given as error_class(message), not raised."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1037,6 +1150,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__decode(void) {
     if (PyType_Ready(&ItemDecoderType) < 0 || PyType_Ready(&ReplyScannerType) < 0)
         return NULL;
+    crc16_init();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

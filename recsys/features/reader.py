@@ -4,17 +4,18 @@ Two round trips, whatever the number of items:
 
 1. the user's hashes (counts, recent items, affinities, profile) and every item record: on a single node two
    pipelined requests packed here, the user's and then one MGET, both sent before any reply is read (the user's
-   side is computed while the server looks up the records); on a cluster one pipeline with one read script per
-   node (recsys.store.Batch);
+   side is computed while the server looks up the records); on a cluster the same, the user's request to the user's
+   node and one MGET per bucket of items (layout.key_bucket) to the bucket's node, all sent before any reply is
+   read, so the nodes work in parallel (`_read_nodes`);
 2. the records of the items' distinct creators (skipped when no item has one, or when all of them are in the
    reader's cache: creator counters are kept `creator_cache_s` seconds, 5 by default: creator popularity counts
    30 days in daily buckets, so a few seconds of staleness change nothing that matters, and most reads then
    take one round trip; 0 turns the cache off).
 
 Item records are fixed-layout binary strings (recsys.features.layout). The native decoder (recsys.features.native,
-when built) decodes every record into the feature matrix in C; on a single node it also packs the request and
-parses the replies into reused buffers (on a cluster redis-py reads them). Without it, redis-py parses the replies
-and numpy decodes all items at once. Both give the same values. `FeatureSnapshot.items` maps an item id to its features without
+when built) decodes every record into the feature matrix in C; it also packs the requests and parses the replies
+into reused buffers. Without it, redis-py sends the requests (on a cluster, through its cluster pipeline) and parses
+the replies, and numpy decodes all items at once. Both give the same values. `FeatureSnapshot.items` maps an item id to its features without
 building 1,000 dicts up front; `matrix` / `column()` give the same values as arrays.
 
 Point in time: windowed counts and recent items only reflect events at or before `now` (whole seconds; a bucket
@@ -45,7 +46,7 @@ from recsys.features import layout
 from recsys.features import native as native_decoder
 from recsys.features.spec import DAY, PIT_FEATURES, features_of, item_row_features
 from recsys.features.writer import AFFINITY_EPOCH
-from recsys.store import Batch, Store, is_cluster
+from recsys.store import Batch, Store, is_cluster, primary_node
 
 # The catalog section of an item record (layout.CATALOG_FORMAT), as numpy reads it.
 CATALOG_DTYPE = np.dtype([
@@ -71,7 +72,10 @@ _AFFINITY_SALTS = {"t": 0, "c": 0x3C6EF372FE94F82B, "f": -0x5A4F1C2D3B8E6F71}
 
 
 class ItemFeatures(Mapping[str, dict[str, float]]):
-    """item id -> {feature name: value}, backed by one float64 matrix (rows: items, columns: ITEM_COLUMNS)."""
+    """item id -> {feature name: value}, backed by one float64 matrix (rows: items, columns: ITEM_COLUMNS).
+
+    The rows follow `item_ids`: each requested id once, in first-seen order on a single node and grouped by key
+    bucket on a cluster; align by `item_ids`, not by the request."""
 
     def __init__(self, item_ids: Sequence[str], matrix: np.ndarray) -> None:
         self.item_ids = tuple(item_ids)
@@ -93,6 +97,14 @@ class ItemFeatures(Mapping[str, dict[str, float]]):
     def column(self, name: str) -> np.ndarray:
         """The values of one feature for every item, in `item_ids` order."""
         return self.matrix[:, _COLUMN_AT[name]]
+
+
+class _NodeRead(NamedTuple):
+    """What one cluster node is asked in a read: its buckets' MGETs, and their ids in reply order."""
+
+    node: Any  # redis.cluster.ClusterNode
+    requests: list[bytes]
+    ids: list[str]
 
 
 class _UserSide(NamedTuple):
@@ -121,6 +133,7 @@ class FeatureReader:
             CATALOG_DTYPE.descr + [("counters", ">u4", (self.item_layout.words,))])
         self._half_life_s = config.affinity_half_life_days * DAY
         use_native = native and native_decoder.ItemDecoder is not None
+        self.cluster_fallbacks = 0  # cluster reads that went through redis-py's pipeline (see _read_cluster)
         self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part),
                                      layout.item_key_affixes(self.item_layout.record_part) if use_native else None)
         self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
@@ -138,24 +151,17 @@ class FeatureReader:
         )
         # replies read into buffers kept per thread: one set for items, one for the creators fetched while the
         # items' records are still in use
-        native_replies = self._item_decoder is not None and not is_cluster(redis)
-        self._replies = _NativeReplies() if native_replies else None
-        self._creator_replies = _NativeReplies() if native_replies else None
+        self._replies = _NativeReplies() if self._item_decoder is not None else None
+        self._creator_replies = _NativeReplies() if self._item_decoder is not None else None
+        self._bucket_slots = [key_slot(tag.encode()) for tag in layout.bucket_tags("i")]
 
     def read(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> FeatureSnapshot:
         """The features of `user_id` and of each of `item_ids` (duplicates once) at `now` (default: the clock)."""
         now = time.time() if now is None else float(now)
         user_keys = [layout.user_key(user_id, part) for part in _USER_PARTS]
-        if is_cluster(self.redis):
-            ids = list(dict.fromkeys(item_ids))
-            batch = Batch(self.redis)
-            for key in user_keys:
-                batch.command("HGETALL", key)
-            items = batch.multi_get(*self._item_keys.slotted(ids))
-            results = batch.execute()
-            user = self._user_side(results[: len(user_keys)], now)
-            return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
         user_request = b"".join(_packed("HGETALL", key) for key in user_keys)
+        if is_cluster(self.redis):
+            return self._read_cluster(user_keys, user_request, item_ids, now)
 
         def talk(exchange: _Exchange) -> tuple[_UserSide, list[str], Buffer]:
             # The user's request goes first, alone: the server answers it while the items' request is packed, and
@@ -169,8 +175,64 @@ class FeatureReader:
             user = self._user_side([_as_dict(reply) for reply in exchange.replies(len(user_keys))], now)
             return user, ids, exchange.records(len(ids), self.item_layout.size) if ids else b""
 
-        user, ids, joined = _converse(self.redis, self._replies, talk)
+        user, ids, joined = _converse(self.redis, self._replies, lambda exchanges: talk(exchanges[0]))
         return self._snapshot(user, ids, joined, now)
+
+    def _read_cluster(self, user_keys: list[str], user_request: bytes, item_ids: Sequence[str],
+                      now: float) -> FeatureSnapshot:
+        """A read on a cluster: natively on each node's own connection (`_read_nodes`); through redis-py's cluster
+        pipeline without the native decoder, or when the client's slot table is stale (MOVED, ASK) or a node
+        fails: the pipeline follows redirections, fails over and refreshes the table for the next read."""
+        bucketed = self._item_keys.packed_bucket_mgets(item_ids) if self._replies is not None else None
+        if bucketed is not None:
+            try:
+                return self._read_nodes(user_keys, user_request, *bucketed, now)
+            except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
+                self.cluster_fallbacks += 1
+        ids = list(dict.fromkeys(item_ids))
+        batch = Batch(self.redis)
+        for key in user_keys:
+            batch.command("HGETALL", key)
+        items = batch.multi_get(*self._item_keys.slotted(ids))
+        results = batch.execute()
+        user = self._user_side(results[: len(user_keys)], now)
+        return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
+
+    def _read_nodes(self, user_keys: list[str], user_request: bytes, buckets: list[tuple[int, int, bytes]],
+                    ids: list[str], now: float) -> FeatureSnapshot:
+        """The user's request to its node and each bucket's MGET to the bucket's node, as the client's slot table
+        has them, all sent before any reply is read. Each node's records land together, parsed in one call."""
+        cluster = self.redis
+        size = self.item_layout.size
+        user_node = primary_node(cluster, key_slot(user_keys[0].encode()))  # type: ignore[arg-type]
+        plan: dict[str, _NodeRead] = {user_node.name: _NodeRead(user_node, [], [])}
+        start = 0
+        for bucket, count, request in buckets:
+            node = primary_node(cluster, self._bucket_slots[bucket])  # type: ignore[arg-type]
+            read = plan.get(node.name) or plan.setdefault(node.name, _NodeRead(node, [], []))
+            read.requests.append(request)
+            read.ids.extend(ids[start:start + count])
+            start += count
+        ids = [item_id for read in plan.values() for item_id in read.ids]
+        joined = self._replies.records_buffer(len(ids) * size) if ids else b""  # type: ignore[union-attr]
+
+        def talk(exchanges: list[_Exchange]) -> _UserSide:
+            for exchange, read in zip(exchanges, plan.values()):
+                if read.node is user_node:
+                    exchange.send(user_request, len(user_keys))
+                if read.requests:
+                    exchange.send(b"".join(read.requests), len(read.requests))
+            user = self._user_side([_as_dict(reply) for reply in exchanges[0].replies(len(user_keys))], now)
+            at = 0
+            for exchange, read in zip(exchanges, plan.values()):
+                if read.requests:
+                    records = joined[at * size:(at + len(read.ids)) * size]
+                    exchange.records(len(read.ids), size, records, replies=len(read.requests))
+                    at += len(read.ids)
+            return user
+
+        clients = [cluster.get_redis_connection(read.node) for read in plan.values()]  # type: ignore[union-attr]
+        return self._snapshot(_talk(clients, self._replies, talk), ids, joined, now)
 
     def _user_side(self, hashes: list[dict[bytes, bytes]], now: float) -> _UserSide:
         """The user's features, and what the item rows need of the user: the affinity table and profile topics."""
@@ -280,9 +342,9 @@ class FeatureReader:
             values = request.values(batch.execute())
             return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
 
-        def talk(exchange: _Exchange) -> Buffer:
-            exchange.send(self._creator_keys.packed_mget(creators), 1)
-            return exchange.records(len(creators), self.creator_layout.size)
+        def talk(exchanges: list[_Exchange]) -> Buffer:
+            exchanges[0].send(self._creator_keys.packed_mget(creators), 1)
+            return exchanges[0].records(len(creators), self.creator_layout.size)
 
         return _counter_words(_converse(self.redis, self._creator_replies, talk), self.creator_layout)
 
@@ -480,7 +542,7 @@ class _KeyChunks:
     enough to keep; past KEY_CACHE_ENTRIES it restarts. With `affixes` (layout.item_key_affixes), str ids are
     packed natively from the ids themselves, and none is kept."""
 
-    def __init__(self, key: Callable[[Any], str], affixes: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(self, key: Callable[[Any], str], affixes: tuple[tuple[bytes, ...], bytes] | None = None) -> None:
         self.key = key
         self._chunks: dict[Any, bytes] = {}
         self._slotted: dict[Any, tuple[str, int]] = {}  # on a cluster: id -> (key, slot)
@@ -488,11 +550,16 @@ class _KeyChunks:
 
     def packed_unique_mget(self, ids: Sequence[Any]) -> tuple[bytes, list[Any]]:
         """The MGET of the keys of `ids`, each once, and those ids in first-seen order."""
-        packed = native_decoder.pack_mget(ids, *self._affixes) if self._affixes is not None else None
+        packed = native_decoder.pack_mget(ids, *self._affixes, False) if self._affixes is not None else None
         if packed is not None:
             return packed
         unique = list(dict.fromkeys(ids))
         return self.packed_mget(unique), unique
+
+    def packed_bucket_mgets(self, ids: Sequence[Any]) -> tuple[list[tuple[int, int, bytes]], list[Any]] | None:
+        """One MGET per bucket of the keys of `ids` (each once): [(bucket, count, request)] in bucket order, and
+        the ids in that order; None unless packed natively (then the caller reads through redis-py)."""
+        return native_decoder.pack_mget(ids, *self._affixes, True) if self._affixes is not None else None
 
     def packed_mget(self, ids: Sequence[Any]) -> bytes:
         chunks = self._chunks
@@ -576,30 +643,43 @@ def _packed(*args: str) -> bytes:
 Result = TypeVar("Result")
 
 
-def _converse(client: redis.Redis, scratch: _NativeReplies | None, talk: Callable[[_Exchange], Result]) -> Result:
-    """`talk(exchange)` on one pooled connection: its pipelined requests and their replies.
-
-    Connection errors disconnect and retry the whole talk per the client's retry policy (reads are idempotent).
-    If the talk fails with replies still unread, the connection is out of step: it is dropped.
-    """
-    pool = client.connection_pool
-    connection = pool.get_connection()
+def _converse(client: redis.Redis, scratch: _NativeReplies | None,
+              talk: Callable[[list[_Exchange]], Result]) -> Result:
+    """`_talk` on one node; connection errors retry the whole talk per the client's retry policy (reads are
+    idempotent)."""
+    retry = client.get_retry()
 
     def attempt() -> Result:
-        exchange = _Exchange(connection, scratch)
+        return _talk([client], scratch, talk)
+
+    return retry.call_with_retry(attempt, lambda _error: None) if retry is not None else attempt()
+
+
+def _talk(clients: list[redis.Redis], scratch: _NativeReplies | None,
+          talk: Callable[[list[_Exchange]], Result]) -> Result:
+    """`talk(exchanges)` on one pooled connection of each client: its pipelined requests and their replies.
+
+    A connection whose talk fails with replies still unread is out of step: it is dropped (a connection error
+    drops it too, as redis-py does).
+    """
+    connections = []
+    try:
+        for client in clients:
+            connections.append((client.connection_pool, client.connection_pool.get_connection()))
+        exchanges = [_Exchange(connection, scratch) for _, connection in connections]
         try:
-            result = talk(exchange)
-            exchange.finish()
-        except BaseException:
-            if exchange.pending:
-                connection.disconnect()
+            result = talk(exchanges)
+            for exchange in exchanges:
+                exchange.finish()
+        except BaseException as error:
+            for exchange in exchanges:
+                if exchange.pending or isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+                    exchange.connection.disconnect()
             raise
         return result
-
-    try:
-        return connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
     finally:
-        pool.release(connection)
+        for pool, connection in connections:
+            pool.release(connection)
 
 
 class _Exchange:
@@ -625,14 +705,18 @@ class _Exchange:
         self._received(replies)
         return replies
 
-    def records(self, count: int, record_size: int) -> Buffer:
-        """The next reply, an MGET of `count` fixed-size records, as the records end to end (see `_join`)."""
+    def records(self, count: int, record_size: int, into: memoryview | None = None, replies: int = 1) -> Buffer:
+        """The next `replies` replies, MGETs of `count` fixed-size records in all, as the records end to end (see
+        `_join`), in `into` if given."""
         if self._stream is not None:
-            reply, joined = self._stream.records(count, record_size)
+            received, joined = self._stream.records(count, record_size, into, replies)
         else:
-            reply = self._read()
-            joined = b"" if isinstance(reply, redis.ResponseError) else _join(reply, record_size)
-        self._received([reply])
+            received = [self._read() for _ in range(replies)]
+            values = [v for reply in received if not isinstance(reply, redis.ResponseError) for v in reply]
+            joined = _join(values, record_size)
+            if into is not None and len(joined) == len(into):
+                into[:] = joined
+        self._received(received)
         return joined
 
     def finish(self) -> None:
@@ -663,42 +747,56 @@ class _NativeReplies:
         self._local = threading.local()
 
     def stream(self, connection: redis.connection.AbstractConnection) -> _ReplyStream:
-        return _ReplyStream(self._local, connection)
+        return _ReplyStream(self, connection)
+
+    def records_buffer(self, size: int) -> memoryview:
+        """The thread's buffer for `size` bytes of records (valid until its next read)."""
+        out = getattr(self._local, "records", None)
+        if out is None or len(out) < size:
+            out = self._local.records = bytearray(max(size, 1 << 16))
+        return memoryview(out)[:size]
+
+    def spare_buffers(self) -> list[bytearray]:
+        """The thread's reply buffers not in use (a cluster read has one stream per node)."""
+        spare: list[bytearray] = self._local.__dict__.setdefault("spare", [])
+        return spare
 
 
 class _ReplyStream:
-    """The replies of one exchange on `connection`, received into the thread's buffer and consumed in order."""
+    """The replies of one exchange on `connection`, received into one of the thread's buffers (a cluster read has
+    one exchange per node) and consumed in order."""
 
-    def __init__(self, local: threading.local, connection: redis.connection.AbstractConnection) -> None:
-        self._local = local
+    def __init__(self, owner: _NativeReplies, connection: redis.connection.AbstractConnection) -> None:
+        self._owner = owner
         self._connection = connection
-        self._buffer: bytearray = getattr(local, "replies", None) or bytearray(1 << 16)
+        spare = owner.spare_buffers()
+        self._buffer = spare.pop() if spare else bytearray(1 << 16)
         self._start = self._length = 0  # buffer[start:length]: received, not consumed
 
     def replies(self, count: int) -> list[Any]:
         with self._errors():
             end = self._complete(count)
-            replies = native_decoder.parse_replies(self._unread(end), count, -1, 1, _NO_RECORDS, redis.ResponseError)
+            replies = native_decoder.parse_replies(self._unread(end), count, count, 1, _NO_RECORDS,
+                                                   redis.ResponseError)
         self._start += end
         return replies
 
-    def records(self, count: int, record_size: int) -> tuple[Any, memoryview]:
-        out = getattr(self._local, "records", None)
-        if out is None or len(out) < count * record_size:
-            out = self._local.records = bytearray(max(count * record_size, 1 << 16))
-        joined = memoryview(out)[:count * record_size]
+    def records(self, count: int, record_size: int, into: memoryview | None,
+                replies: int) -> tuple[list[Any], memoryview]:
+        joined = into if into is not None else self._owner.records_buffer(count * record_size)
         with self._errors():
-            end = self._complete(1)
-            [reply] = native_decoder.parse_replies(self._unread(end), 1, 0, record_size, joined, redis.ResponseError)
+            end = self._complete(replies)
+            received = native_decoder.parse_replies(self._unread(end), replies, 0, record_size, joined,
+                                                    redis.ResponseError)
         self._start += end
-        return reply, joined
+        return received, joined
 
     def finish(self) -> None:
         if self._start != self._length:
             self._connection.disconnect()
             raise redis.ConnectionError(
                 f"{self._length - self._start} bytes after the replies: the connection is out of step")
-        self._local.replies = self._buffer
+        self._owner.spare_buffers().append(self._buffer)
 
     def _unread(self, end: int) -> memoryview:
         return memoryview(self._buffer)[self._start:self._start + end]

@@ -1,16 +1,20 @@
-"""Cluster mode (MemoryDB): every script stays in one slot, reads span the nodes, results match a single node."""
+"""Cluster mode (MemoryDB): every script stays in one slot, reads span the nodes, results match a single node, and
+a read stays right while a slot moves between nodes."""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
+import pytest
 from pit_helpers import DAY, NOW, make_event
 from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from recsys import aws as aws_clients
 from recsys import store
 from recsys.config import PitFeatureConfig
-from recsys.features import FeatureReader, FeatureWriter, ItemCatalog
+from recsys.features import FeatureReader, FeatureWriter, ItemCatalog, layout, native
 
 CONFIG = PitFeatureConfig()
 ITEMS = [f"item-{n}" for n in range(40)]
@@ -28,17 +32,36 @@ def load(client) -> list:
     return FeatureWriter(client, CONFIG).apply(events)
 
 
-def read_all(client) -> list:
-    reader = FeatureReader(client, CONFIG)
+def read_all(client, reader: FeatureReader | None = None) -> list:
+    reader = reader or FeatureReader(client, CONFIG)
     snapshots = [reader.read(f"u{n}", ITEMS, now=NOW) for n in range(6)]
     return [(s.user, {item: s.items[item] for item in s.items}) for s in snapshots]
 
 
-def test_the_cluster_gives_the_same_features_as_a_single_node(cluster_client, redis_client):
+@pytest.mark.parametrize("native_decoder", [True, False])
+def test_the_cluster_gives_the_same_features_as_a_single_node(cluster_client, redis_client, native_decoder):
     assert [o.status for o in load(cluster_client)] == [o.status for o in load(redis_client)]
-    nodes = {cluster_client.get_node_from_key(f"pit:{{i:{item}}}:r").name for item in ITEMS}
+    nodes = {cluster_client.get_node_from_key(layout.item_key(item, "r")).name for item in ITEMS}
     assert len(nodes) == 3  # the items' records are spread over the three nodes
-    assert read_all(cluster_client) == read_all(redis_client)
+    reader = FeatureReader(cluster_client, CONFIG, native=native_decoder)
+    assert read_all(cluster_client, reader) == read_all(redis_client)
+    assert reader.cluster_fallbacks == 0
+
+
+@pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
+def test_a_cluster_read_is_one_mget_per_bucket_and_no_script(cluster_client):
+    load(cluster_client)
+    reader = FeatureReader(cluster_client, CONFIG)
+    reader.read("u1", ITEMS, now=NOW)  # fills the creator cache
+    nodes = cluster_client.get_primaries()
+    for node in nodes:
+        node.redis_connection.config_resetstat()
+    reader.read("u2", ITEMS, now=NOW)
+    calls = [node.redis_connection.info("commandstats") for node in nodes]
+    buckets = {layout.key_bucket(item) for item in ITEMS}
+    assert sum(stats.get("cmdstat_mget", {}).get("calls", 0) for stats in calls) == len(buckets)
+    assert sum(stats.get("cmdstat_hgetall", {}).get("calls", 0) for stats in calls) == 4  # the user's hashes
+    assert not any("cmdstat_evalsha" in stats or "cmdstat_get" in stats for stats in calls)
 
 
 def test_scripts_go_straight_to_their_slot_without_asking_a_node_for_their_keys(cluster_client):
@@ -79,3 +102,55 @@ def test_memorydb_settings_build_a_cluster_client_with_the_secret(aws, valkey_cl
     finally:
         client.close()
         store.memorydb_credentials.cache_clear()
+
+
+@contextmanager
+def slot_moved(client: RedisCluster, slot: int, *, finish: bool = True):
+    """Move `slot` to another node behind the client's back (its slot table goes stale), as a resharding does:
+    IMPORTING / MIGRATING, the keys MIGRATEd, then (`finish`) the slot assigned to its new node. Moved back after."""
+    source = client.nodes_manager.slots_cache[slot][0]
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+
+    def move(source, target, finish):
+        src, dst = source.redis_connection, target.redis_connection
+        src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 10_000)
+        if keys:
+            src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+        if finish:
+            for node in client.get_primaries():
+                node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        return len(keys)
+
+    moved = move(source, target, finish)
+    assert moved > 0
+    try:
+        yield
+    finally:
+        if not finish:  # the move is done first: a slot goes back only from a stable owner
+            target_id = target.redis_connection.execute_command("CLUSTER MYID")
+            for node in client.get_primaries():
+                node.redis_connection.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        move(target, source, True)
+        client.nodes_manager.initialize()
+
+
+@pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
+@pytest.mark.parametrize("finish", [True, False], ids=["moved", "migrating"])
+def test_a_read_stays_right_while_a_slot_moves_and_then_reads_natively_again(cluster_client, finish):
+    load(cluster_client)
+    reader = FeatureReader(cluster_client, CONFIG)
+    expected = read_all(cluster_client, reader)
+    slot = key_slot(layout.item_key(ITEMS[0], "r").encode())
+    with slot_moved(cluster_client, slot, finish=finish):
+        # the reader's node for ITEMS[0]'s bucket answers MOVED (or ASK while migrating): redis-py's pipeline
+        # follows it, and learns the new owner once the move is done
+        assert read_all(cluster_client, reader) == expected
+        assert reader.cluster_fallbacks > 0
+        if finish:
+            fallbacks = reader.cluster_fallbacks
+            assert read_all(cluster_client, reader) == expected
+            assert reader.cluster_fallbacks == fallbacks  # the slot table is right again: native reads
+    assert read_all(cluster_client, reader) == expected

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pit_helpers import DAY, MIDNIGHT, NOW, make_event
 
 from recsys.config import PitFeatureConfig
-from recsys.features import PIT_FEATURES, FeatureReader, FeatureWriter, ItemCatalog
+from recsys.features import PIT_FEATURES, FeatureReader, FeatureWriter, ItemCatalog, layout
 from recsys.features.spec import W_1H, W_7D, W_24H
 
 CONFIG = PitFeatureConfig()  # qualified sessions > 5 min, creator recent items: 30 days, half-life 14 days
@@ -190,7 +190,7 @@ def test_the_matrix_and_columns_hold_the_same_values_as_the_rows(redis_client, c
 
 def test_the_catalog_keeps_every_column_and_an_upsert_replaces_the_previous_one(redis_client, catalog):
     catalog.upsert_items([{"ITEM_ID": "A", "GENRES": ["Horror"], "DOWNLOADS": 17, "IS_PAID": False}])
-    assert redis_client.hgetall("pit:{i:A}:meta") == {
+    assert redis_client.hgetall(layout.item_key("A", "meta")) == {
         b"ITEM_ID": b"A", b"GENRES": b"Horror", b"DOWNLOADS": b"17", b"IS_PAID": b"false"}
     a = FeatureReader(redis_client, CONFIG).read("u1", ["A"], now=NOW).items["A"]
     assert (a["item_price"], a["item_is_paid"], a["item_age_days"], a["profile_topic_match"]) == (0, 0, -1, 0)
@@ -199,6 +199,6 @@ def test_the_catalog_keeps_every_column_and_an_upsert_replaces_the_previous_one(
 def test_a_bad_record_writes_nothing_of_its_call(redis_client, catalog):
     with pytest.raises(ValueError, match=r"items\[1\].PRICE: must be >= 0"):
         catalog.upsert_items([{"ITEM_ID": "D"}, {"ITEM_ID": "E", "PRICE": -2}])
-    assert not redis_client.exists("pit:{i:D}:meta")
+    assert not redis_client.exists(layout.item_key("D", "meta"))
     with pytest.raises(ValueError, match=r"users\[0\]: must be an object"):
         catalog.upsert_users(["u9"])

@@ -137,9 +137,10 @@ class Error(Exception):
     pass
 
 
-def parse(buffer: bytes, count: int, records_reply: int = -1, record_size: int = 4, records: int = 0):
+def parse(buffer: bytes, count: int, records_reply: int | None = None, record_size: int = 4, records: int = 0):
     out = bytearray(records * record_size)
-    replies = native.parse_replies(buffer, count, records_reply, record_size, out, Error)
+    replies = native.parse_replies(buffer, count, count if records_reply is None else records_reply, record_size,
+                                   out, Error)
     return replies, bytes(out)
 
 
@@ -175,10 +176,23 @@ def test_records_are_written_end_to_end_with_nils_as_zeros_and_other_sizes_cut_o
 
 
 def test_a_records_reply_of_the_wrong_length_or_an_error_is_reported():
-    with pytest.raises(ValueError, match="2 records in the reply, 3 asked for"):
+    with pytest.raises(ValueError, match="2 records in the replies, 3 asked for"):
         parse(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", 1, records_reply=0, record_size=1, records=3)
+    with pytest.raises(ValueError, match="3 records in a reply, room for 2"):
+        parse(b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", 1, records_reply=0, record_size=1, records=2)
     replies, _ = parse(b"-ERR no\r\n", 1, records_reply=0, record_size=1, records=3)
     assert isinstance(replies[0], Error)
+    with pytest.raises(ValueError, match="records_reply: the first records reply"):
+        parse(b":1\r\n", 1, records_reply=-1)
+
+
+def test_replies_after_the_first_records_reply_fill_the_records_one_after_another():
+    # a cluster node's MGETs, one per key bucket, land where each bucket's records go
+    buffer = b":5\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n*0\r\n*1\r\n_\r\n-MOVED 1 x:1\r\n*1\r\n$1\r\nc\r\n"
+    replies, out = parse(buffer, 6, records_reply=1, record_size=1, records=4)
+    assert replies[:4] == [5, None, None, None] and replies[5] is None
+    assert isinstance(replies[4], Error) and str(replies[4]) == "MOVED 1 x:1"
+    assert out == b"ab\0c"
 
 
 NESTED = b":0\r\n*3\r\n$4\r\nabcd\r\n_\r\n*2\r\n>1\r\n:5\r\n|1\r\n+a\r\n+b\r\n$-1\r\n"
