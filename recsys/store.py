@@ -12,9 +12,9 @@ surfaces as a `redis.exceptions.ConnectionError`/`TimeoutError` within seconds; 
 failed and retry it later.
 
 The helpers below hide the one difference between a single node and a cluster that the feature store cares about:
-a multi-key read (`MGET`) must not cross hash slots in a cluster. `Batch.multi_get` reads any keys with one
-command per node there (a read-only Lua script flagged `allow-cross-slot-keys`), and `Batch.execute` loads
-scripts a node does not know yet (NOSCRIPT) and re-runs only those commands.
+a multi-key read (`MGET`) must not cross hash slots in a cluster. `Batch.multi_get` sends one MGET per slot there
+(the feature keys are tagged by a bucket of their id, so a thousand keys share a few dozen slots), and
+`Batch.execute` loads scripts a node does not know yet (NOSCRIPT) and re-runs only those commands.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Item and user metadata for the PIT features (Personalize PutItems / PutUsers).
 
 Records are dicts keyed by Personalize column names (UPPER_CASE). Every column is kept (as text, lists joined with
-"|", in `pit:{i:<item>}:meta` / `pit:{u:<user>}:profile`), so nothing sent is lost; the columns the features use
+"|", in `layout.item_key(item, "meta")` / `pit:{u:<user>}:profile`), so nothing sent is lost; the columns the features use
 are validated, and a bad value raises ValueError naming the record and the column. An upsert replaces the
 entity's previous metadata. All records of a call are validated before anything is written.
 

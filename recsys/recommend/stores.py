@@ -2,7 +2,7 @@
 
 - `TtlCache`: item metadata and item batch features, kept in process `ttl_s` seconds (item data changes slowly;
   1,000 candidates then cost dictionary lookups instead of a round trip);
-- `redis_item_metadata`: the catalog columns the event tracker stored per item (`pit:{i:<item>}:meta`), as the
+- `redis_item_metadata`: the catalog columns the event tracker stored per item (`layout.item_key(item, "meta")`), as the
   filters' `Items.*` fields and the blender's franchise / paid / animated-series flags;
 - `ImpressionStore`: per user, the recent impression times of each item shown (for "not interested"), and per
   item, how often it was shown (the impressions side of the boosted items' CTR);

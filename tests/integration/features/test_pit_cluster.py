@@ -69,7 +69,7 @@ def test_scripts_go_straight_to_their_slot_without_asking_a_node_for_their_keys(
     for node in nodes:
         node.redis_connection.config_resetstat()
     load(cluster_client)  # the writer's scripts
-    read_all(cluster_client)  # the reader's multi-get scripts
+    read_all(cluster_client)  # the reader (its MGETs need no script)
     calls = [node.redis_connection.info("commandstats") for node in nodes]
     assert sum(stats.get("cmdstat_evalsha", {}).get("calls", 0) for stats in calls) > 0
     # redis-py's cluster pipeline would otherwise send COMMAND GETKEYS before each EVALSHA: a round trip apiece
