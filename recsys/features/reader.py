@@ -199,7 +199,7 @@ class FeatureReader:
         return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
 
     def _read_nodes(self, user_keys: list[str], user_request: bytes, buckets: list[tuple[int, int, bytes]],
-                    ids: list[str], now: float) -> FeatureSnapshot:
+                    bucketed_ids: list[str], now: float) -> FeatureSnapshot:
         """The user's request to its node and each bucket's MGET to the bucket's node, as the client's slot table
         has them, all sent before any reply is read. Each node's records land together, parsed in one call."""
         cluster = self.redis
@@ -211,7 +211,7 @@ class FeatureReader:
             node = primary_node(cluster, self._bucket_slots[bucket])  # type: ignore[arg-type]
             read = plan.get(node.name) or plan.setdefault(node.name, _NodeRead(node, [], []))
             read.requests.append(request)
-            read.ids.extend(ids[start:start + count])
+            read.ids.extend(bucketed_ids[start:start + count])
             start += count
         ids = [item_id for read in plan.values() for item_id in read.ids]
         joined = self._replies.records_buffer(len(ids) * size) if ids else b""  # type: ignore[union-attr]
@@ -707,15 +707,12 @@ class _Exchange:
 
     def records(self, count: int, record_size: int, into: memoryview | None = None, replies: int = 1) -> Buffer:
         """The next `replies` replies, MGETs of `count` fixed-size records in all, as the records end to end (see
-        `_join`), in `into` if given."""
-        if self._stream is not None:
-            received, joined = self._stream.records(count, record_size, into, replies)
-        else:
-            received = [self._read() for _ in range(replies)]
-            values = [v for reply in received if not isinstance(reply, redis.ResponseError) for v in reply]
-            joined = _join(values, record_size)
-            if into is not None and len(joined) == len(into):
-                into[:] = joined
+        `_join`), in `into` if given. Several replies and `into` are for the native cluster read only."""
+        if self._stream is None:  # redis-py's parser: a single node without the native decoder
+            reply = self._read()
+            self._received([reply])
+            return _join(reply, record_size)
+        received, joined = self._stream.records(count, record_size, into, replies)
         self._received(received)
         return joined
 

@@ -45,6 +45,8 @@ def test_the_cluster_gives_the_same_features_as_a_single_node(cluster_client, re
     assert len(nodes) == 3  # the items' records are spread over the three nodes
     reader = FeatureReader(cluster_client, CONFIG, native=native_decoder)
     assert read_all(cluster_client, reader) == read_all(redis_client)
+    # the user alone, as the recommend path first reads it
+    assert reader.read("u3", [], now=NOW).user == FeatureReader(redis_client, CONFIG).read("u3", [], now=NOW).user
     assert reader.cluster_fallbacks == 0
 
 
