@@ -97,6 +97,7 @@ class EventTrackerConfig:
 @dataclass(frozen=True)
 class MemoryDbConfig:
     node_type: str = "db.t4g.small"
+    # item and creator records spread over at most recsys.features.layout.KEY_BUCKETS (64) shards; users over all
     num_shards: int = 1
     replicas_per_shard: int = 1
     snapshot_retention_days: int = 7
