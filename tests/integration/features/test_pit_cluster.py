@@ -7,6 +7,7 @@ import json
 from contextlib import contextmanager
 
 import pytest
+import redis
 from pit_helpers import DAY, NOW, make_event
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -15,6 +16,7 @@ from recsys import aws as aws_clients
 from recsys import store
 from recsys.config import PitFeatureConfig
 from recsys.features import FeatureReader, FeatureWriter, ItemCatalog, layout, native
+from recsys.features import reader as reader_module
 
 CONFIG = PitFeatureConfig()
 ITEMS = [f"item-{n}" for n in range(40)]
@@ -156,3 +158,39 @@ def test_a_read_stays_right_while_a_slot_moves_and_then_reads_natively_again(clu
             assert read_all(cluster_client, reader) == expected
             assert reader.cluster_fallbacks == fallbacks  # the slot table is right again: native reads
     assert read_all(cluster_client, reader) == expected
+
+
+@pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
+def test_a_read_survives_connections_the_nodes_dropped(cluster_client):
+    load(cluster_client)
+    reader = FeatureReader(cluster_client, CONFIG)
+    expected = read_all(cluster_client, reader)
+    for node in cluster_client.get_primaries():  # as an idle timeout or a node restart would
+        with redis.Redis(host=node.host, port=node.port) as admin:
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    # the pools find their connections closed and connect again: the reads stay native and right
+    assert read_all(cluster_client, reader) == expected
+    assert reader.cluster_fallbacks == 0
+
+
+@pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
+def test_a_connection_lost_mid_read_sends_the_read_through_redis_py(cluster_client, monkeypatch):
+    load(cluster_client)
+    reader = FeatureReader(cluster_client, CONFIG)
+    expected = read_all(cluster_client, reader)
+    real_talk = reader_module._talk
+
+    def lost_after_sending(clients, scratch, talk):
+        def sent_then_lost(exchanges):
+            for exchange in exchanges:
+                exchange.send(b"*1\r\n$4\r\nPING\r\n", 1)
+            raise redis.ConnectionError("lost")
+
+        return real_talk(clients, scratch, sent_then_lost)
+
+    monkeypatch.setattr(reader_module, "_talk", lost_after_sending)
+    assert read_all(cluster_client, reader) == expected
+    assert reader.cluster_fallbacks == 6  # every read, through redis-py's pipeline
+    monkeypatch.undo()
+    assert read_all(cluster_client, reader) == expected
+    assert reader.cluster_fallbacks == 6  # native again, on connections in step
