@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class DemoContext:
     scored: list[Any] = field(default_factory=list)
     latency: list[Any] = field(default_factory=list)  # recsys.local.report.LatencyFigure, from load-test steps
     api: Any = None  # recsys.recommend.local.LocalRecommendApi
-    exposure_stream: Any = None  # recsys.lake.local_firehose.LocalFirehose: the API's impression events -> lake
+    exposures: ExitStack = field(default_factory=ExitStack)  # the API's impression events -> lake stream
     batch_output: str | None = None
     report_path: Path | None = None
 
@@ -179,18 +180,16 @@ def score_candidates(ctx: DemoContext) -> None:
 
 
 def serve_recommendations(ctx: DemoContext) -> None:
-    from recsys.lake.local_firehose import LocalFirehose
     from recsys.local.http_api import post_json
+    from recsys.local.realtime import local_lake_stream
     from recsys.local.serve import recommend_api_on
-    from recsys.tracker.sinks import use_local_stream
 
     if ctx.run.endpoint is None:
         ctx.steps.info("nothing deployed: the recommend API needs a model (see the quality gate above)")
         return
     variants = ctx.run.endpoint.variants
     # Exposures take the tracker's path to the lake: the same local Firehose stand-in as the replay.
-    ctx.exposure_stream = LocalFirehose.for_stage(ctx.config, ctx.resources.lake_bucket)
-    use_local_stream(ctx.exposure_stream.stream_name, ctx.exposure_stream)
+    ctx.exposures.enter_context(local_lake_stream(ctx.config, ctx.resources.lake_bucket))
     ctx.api = recommend_api_on(variants, {v.name: v.url for v in variants}, ctx.config, ctx.resources,
                                ctx.platform.valkey.url)
     url = ctx.api.url
@@ -282,15 +281,10 @@ def batch_recommendations(ctx: DemoContext) -> None:
 
 def stop_recommend_api(ctx: DemoContext) -> None:
     """Stop the API and flush its exposure stream, so the report's A/B table sees every impression."""
-    from recsys.tracker.sinks import forget_local_stream
-
     if ctx.api is not None:
         ctx.api.stop()
         ctx.api = None
-    if ctx.exposure_stream is not None:
-        ctx.exposure_stream.close()
-        forget_local_stream(ctx.exposure_stream.stream_name)
-        ctx.exposure_stream = None
+    ctx.exposures.close()
 
 
 def _event_counts(ctx: DemoContext):

@@ -186,8 +186,6 @@ def serve_realtime_path(
     the handlers' INFO logs and EMF metrics off stdout while serving (for `make demo` and the benchmark).
     The tracker's events also go to the lake through a local Firehose stream, flushed when the block ends."""
     env = realtime_env(resources, config, quiet=quiet)
-    lake = LocalFirehose.for_stage(config, resources.lake_bucket)
-    use_local_stream(lake.stream_name, lake)
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     cold_start()
@@ -202,25 +200,37 @@ def serve_realtime_path(
             sys.stdout = _WithoutEmf(stdout)
             # Calls refused before any event is counted flush no metric; Powertools warns about it.
             warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
-        api.start()
-        lake.start()
-        if run_in_thread:
-            runner.start()
-        yield RealtimePath(api, runner, lake)
+        with local_lake_stream(config, resources.lake_bucket) as lake:
+            api.start()
+            try:
+                if run_in_thread:
+                    runner.start()
+                yield RealtimePath(api, runner, lake)
+            finally:
+                runner.stop()
+                api.stop()
     finally:
-        runner.stop()
-        api.stop()
-        try:
-            lake.close()  # delivers what the stream still buffers
-        finally:
-            forget_local_stream(lake.stream_name)
-            sys.stdout = stdout
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            cold_start()
+        sys.stdout = stdout
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cold_start()
+
+
+@contextmanager
+def local_lake_stream(config: StageConfig, bucket: str) -> Iterator[LocalFirehose]:
+    """The stage's Firehose stream into the lake `bucket`, where the tracker's and the recommend API's lake sinks
+    send (recsys.tracker.sinks), delivering on its own timer as Firehose does; on exit it delivers what it still
+    buffers."""
+    lake = LocalFirehose.for_stage(config, bucket)
+    use_local_stream(lake.stream_name, lake)
+    try:
+        with lake:
+            yield lake
+    finally:
+        forget_local_stream(lake.stream_name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from recsys import aws
 from recsys.events import Event, event_date
 from recsys.lake.local_firehose import CONTRACT_BROKEN, FUNCTION_ERROR, RECORD_FAILED, LocalFirehose, transform_lambda
-from recsys.local.realtime import replay_events, serve_realtime_path
-from recsys.tracker.sinks import FirehoseSender
+from recsys.local.realtime import local_lake_stream, replay_events, serve_realtime_path
+from recsys.tracker.sinks import FirehoseSender, NullSender, archive_for
 
 NOW = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 DAY = 86_400.0
@@ -212,3 +212,17 @@ def test_with_its_timer_thread_the_stream_delivers_full_buffers_without_blocking
             time.sleep(0.05)
         assert lake_events(local_resources.lake_bucket), "the thread wrote the full buffer, before any close"
     assert sum(len(events) for events in lake_events(local_resources.lake_bucket).values()) == 30
+
+
+def test_a_local_lake_stream_takes_the_sinks_events_while_open_and_delivers_them_when_closed(
+    local_resources, stage_config
+):
+    name = stage_config.names.firehose_stream
+    with local_lake_stream(stage_config, local_resources.lake_bucket) as stream:
+        sink = archive_for(name)  # what the tracker's and the recommend API's lake sinks build
+        assert sink.client is stream
+        assert stream._thread is not None and stream._thread.is_alive()  # delivering on its own timer
+        assert sink.deliver([event(i, NOW) for i in range(12)]) == {}
+    assert sum(len(events) for events in lake_events(local_resources.lake_bucket).values()) == 12
+    assert stream._thread is None
+    assert not isinstance(archive_for(name), NullSender) and archive_for(name).client is not stream  # forgotten
