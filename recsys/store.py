@@ -137,8 +137,7 @@ class Batch:
 
     def command(self, *args: Any) -> int:
         """Queue a command; returns its index in the results."""
-        self._commands.append(_Queued(None, args))
-        return len(self._commands) - 1
+        return self._queue(_Queued(None, args))
 
     def script(self, script: Script, keys: Sequence[str], argv: Sequence[Any]) -> int:
         """Queue EVALSHA of `script`; in a cluster all `keys` must share one slot (use one hash tag).
@@ -146,8 +145,7 @@ class Batch:
         In a cluster the script goes to its first key's slot: left to itself, redis-py's cluster pipeline asks a
         node for the keys of every EVALSHA (COMMAND GETKEYS, one round trip each)."""
         slot = key_slot(keys[0].encode()) if keys and is_cluster(self.client) else None
-        self._commands.append(_Queued(script, ("EVALSHA", script.sha, len(keys), *keys, *argv), slot))
-        return len(self._commands) - 1
+        return self._queue(_Queued(script, ("EVALSHA", script.sha, len(keys), *keys, *argv), slot))
 
     def multi_get(self, keys: Sequence[str], slots: Sequence[int] | None = None) -> MultiGet:
         """Queue GET of every key: one MGET on a single node, one MGET per slot on a cluster (keys bucketed by
@@ -162,11 +160,8 @@ class Batch:
         by_slot: dict[int, list[int]] = {}
         for position, slot in enumerate(slots if slots is not None else [key_slot(k.encode()) for k in keys]):
             by_slot.setdefault(slot, []).append(position)
-        commands = []
-        for slot, positions in by_slot.items():
-            self._commands.append(_Queued(None, ("MGET", *[keys[p] for p in positions]), slot))
-            commands.append((len(self._commands) - 1, tuple(positions)))
-        return MultiGet(tuple(commands), len(keys))
+        return MultiGet(tuple((self._queue(_Queued(None, ("MGET", *[keys[p] for p in positions]), slot)),
+                               tuple(positions)) for slot, positions in by_slot.items()), len(keys))
 
     def execute(self) -> list[Any]:
         """Send the batch and return the results in order; redis errors are raised.
@@ -196,11 +191,14 @@ class Batch:
             if queued.slot is None:
                 pipe.execute_command(*queued.args)
             else:
-                pipe.execute_command(*queued.args, target_nodes=self._primary(queued.slot))
+                node = primary_node(self.client, queued.slot)  # type: ignore[arg-type]  # slots: a cluster's only
+                pipe.execute_command(*queued.args, target_nodes=node)
         return list(pipe.execute(raise_on_error=False))
 
-    def _primary(self, slot: int) -> Any:
-        return primary_node(self.client, slot)  # type: ignore[arg-type]
+    def _queue(self, queued: _Queued) -> int:
+        """Queue a command; returns its index in the results."""
+        self._commands.append(queued)
+        return len(self._commands) - 1
 
 
 def primary_node(cluster: RedisCluster, slot: int) -> Any:

@@ -183,7 +183,7 @@ class FeatureReader:
         """A read on a cluster: natively on each node's own connection (`_read_nodes`); through redis-py's cluster
         pipeline without the native decoder, or when the client's slot table is stale (MOVED, ASK) or a node
         fails: the pipeline follows redirections, fails over and refreshes the table for the next read."""
-        bucketed = self._item_keys.packed_bucket_mgets(item_ids) if self._replies is not None else None
+        bucketed = self._item_keys.packed_bucket_mgets(item_ids)
         if bucketed is not None:
             try:
                 return self._read_nodes(user_keys, user_request, *bucketed, now)
