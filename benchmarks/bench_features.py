@@ -40,7 +40,7 @@ from benchmarks.common import percentile, record
 from recsys.config import PitFeatureConfig
 from recsys.events import Event
 from recsys.features import FeatureReader, FeatureWriter, ItemCatalog, native
-from recsys.features.layout import KEY_BUCKETS, item_key_affixes, record_layout
+from recsys.features.layout import KEY_BUCKETS, RecordLayout, record_layout
 from recsys.local.services import start_valkey, start_valkey_cluster
 
 DAY = 86400
@@ -128,7 +128,7 @@ def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
         variants.append(("the MGET alone on a raw socket: the server and the network, nothing decoded",
                          "pit_reader_raw_mget", "Raw MGET round trip of the reader's 1,000 records,", None, user,
                          history))
-        reads["pit_reader_raw_mget"] = RawMget(client, record_layout("item", config).record_part)
+        reads["pit_reader_raw_mget"] = RawMget(client, record_layout("item", config))
     samples: dict[str, list[float]] = {key: [] for key in reads}
     cpu = dict.fromkeys(samples, 0.0)
     for read in reads.values():
@@ -167,11 +167,11 @@ def bench_reader(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
 class RawMget:
     """One MGET of the items' records on a socket of its own, read until the reply is whole, nothing parsed."""
 
-    def __init__(self, client: redis.Redis, record_part: str) -> None:
+    def __init__(self, client: redis.Redis, record: RecordLayout) -> None:
         kwargs = client.connection_pool.connection_kwargs
         self.socket = socket.create_connection((kwargs["host"], kwargs["port"]))
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.affixes = item_key_affixes(record_part)
+        self.affixes = record.key_affixes()
         self.buffer = bytearray(1 << 20)
 
     def __call__(self, item_ids: list[str]) -> int:
@@ -227,7 +227,7 @@ def bench_memory(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
         writer.apply(one_each[start:start + 500])
     client.delete(*client.keys("pit:{u:mem-user}:*"))
     markers = drop_markers(client)
-    creators = sum(1 for _ in client.scan_iter(match="pit:{c:*}:r*", count=10_000))
+    creators = sum(1 for _ in client.scan_iter(match=f"{writer.creator_layout.key_prefix}*", count=10_000))
     item_bytes = used_memory(client) - base
     record(
         "pit_memory_per_1m_items_mib", figure="PIT store memory per 1M items", value=item_bytes / n * 1e6 / 2**20,
@@ -254,8 +254,10 @@ def bench_memory(client: redis.Redis, config: PitFeatureConfig, args: argparse.N
               for k, user in enumerate(users) for j in range(args.user_events)]
     for start in range(0, len(stream), 500):
         writer.apply(stream[start:start + 500])
-    client.delete(*[k for k in client.scan_iter(match="pit:{i:*", count=10_000)])
-    client.delete(*[k for k in client.scan_iter(match="pit:{c:*", count=10_000)])
+    for pattern in ("pit:{i:*", "pit:{c:*", f"{writer.item_layout.key_prefix}*", f"{writer.creator_layout.key_prefix}*"):
+        keys = list(client.scan_iter(match=pattern, count=10_000))
+        if keys:
+            client.delete(*keys)
     drop_markers(client)
     user_bytes = used_memory(client) - base
     record(

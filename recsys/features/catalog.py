@@ -109,7 +109,7 @@ class ItemCatalog:
         parsed = [(ItemMeta.parse(_mapping(r, f"items[{i}]"), f"items[{i}]"), r) for i, r in enumerate(records)]
         batch = Batch(self.redis)
         for meta, record in parsed:
-            keys = [layout.item_key(meta.item_id, "meta"), layout.item_key(meta.item_id, self.record.record_part)]
+            keys = [layout.item_key(meta.item_id, "meta"), self.record.key(meta.item_id)]
             batch.script(scripts.CATALOG_ITEM, keys, [meta.catalog_section(), self.record.size, *_columns(record)])
         batch.execute()
         return len(parsed)

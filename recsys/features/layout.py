@@ -6,7 +6,11 @@ id instead (`key_bucket`): `pit:{i:<bucket tag>}:<item>:...`, `pit:{c:<bucket ta
 1,000 items is then one MGET per bucket on a cluster, which refuses an MGET across slots; tagged by the id, it
 took one GET per item.
 
-An item record (`pit:{i:<bucket tag>}:<item>:r<fingerprint>`) is one string the reader fetches with a single GET:
+Records put their layout first, `pit:r<fingerprint>:{i:<bucket tag>}:<item>` (`RecordLayout.key_prefix`), so that
+one key prefix names every item record of a layout and nothing else: the reader's item cache asks the server to
+announce changes of the keys under that prefix (CLIENT TRACKING BCAST PREFIX).
+
+An item record is one string the reader fetches with a single GET:
 
 - bytes 0-79, the catalog section, written by `ItemCatalog`: creator, franchise and up to MAX_TOPICS topic hashes
   (int64), price (float32), creation time (float64), flags (uint32);
@@ -84,22 +88,23 @@ def bucket_tags(entity: str) -> tuple[str, ...]:
 
 
 def item_key(item_id: str, part: str) -> str:
+    """An item's key other than its record (its metadata, its dedupe markers)."""
     return f"{PREFIX}:{{{bucket_tags('i')[key_bucket(item_id)]}}}:{item_id}:{part}"
-
-
-def item_key_affixes(part: str) -> tuple[tuple[bytes, ...], bytes]:
-    """What the native MGET packer joins into `item_key(id, part)`: each bucket's UTF-8 bytes before the id, and
-    the bytes after it."""
-    return tuple(f"{PREFIX}:{{{tag}}}:".encode() for tag in bucket_tags("i")), f":{part}".encode()
 
 
 def user_key(user_id: str, part: str) -> str:
     return f"{PREFIX}:{{u:{user_id}}}:{part}"
 
 
+def creator_id(creator_hash: int) -> str:
+    """How a creator hash names its keys: 16 hex digits."""
+    return f"{creator_hash & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 @lru_cache(maxsize=1 << 16)
 def creator_key(creator_hash: int, part: str) -> str:
-    creator = f"{creator_hash & 0xFFFFFFFFFFFFFFFF:016x}"
+    """A creator's key other than its record (its dedupe markers)."""
+    creator = creator_id(creator_hash)
     return f"{PREFIX}:{{{bucket_tags('c')[key_bucket(creator)]}}}:{creator}:{part}"
 
 
@@ -171,8 +176,23 @@ class RecordLayout:
         return hashlib.sha1(repr(shape).encode()).hexdigest()[:8]
 
     @property
-    def record_part(self) -> str:
-        return f"r{self.fingerprint}"
+    def tag_entity(self) -> str:
+        """The entity letter of this record's hash tags: "i" (item) or "c" (creator)."""
+        return {"item": "i", "creator": "c"}[self.entity]
+
+    @cached_property
+    def key_prefix(self) -> str:
+        """What every record key of this layout starts with, and no other key."""
+        return f"{PREFIX}:r{self.fingerprint}:"
+
+    def key(self, entity_id: str) -> str:
+        """The record key of an item id (or of a creator's `creator_id`)."""
+        return f"{self.key_prefix}{{{bucket_tags(self.tag_entity)[key_bucket(entity_id)]}}}:{entity_id}"
+
+    def key_affixes(self) -> tuple[tuple[bytes, ...], bytes]:
+        """What the native MGET packer joins into `key(id)`: each bucket's UTF-8 bytes before the id, and the bytes
+        after it."""
+        return tuple(f"{self.key_prefix}{{{tag}}}:".encode() for tag in bucket_tags(self.tag_entity)), b""
 
     def total(self, kind: str) -> int:
         return self.totals.index(kind)

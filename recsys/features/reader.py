@@ -134,9 +134,8 @@ class FeatureReader:
         self._half_life_s = config.affinity_half_life_days * DAY
         use_native = native and native_decoder.ItemDecoder is not None
         self.cluster_fallbacks = 0  # cluster reads that went through redis-py's pipeline (see _read_cluster)
-        self._item_keys = _KeyChunks(lambda item_id: layout.item_key(item_id, self.item_layout.record_part),
-                                     layout.item_key_affixes(self.item_layout.record_part) if use_native else None)
-        self._creator_keys = _KeyChunks(lambda creator: layout.creator_key(creator, self.creator_layout.record_part))
+        self._item_keys = _KeyChunks(self.item_layout.key, self.item_layout.key_affixes() if use_native else None)
+        self._creator_keys = _KeyChunks(lambda creator: self.creator_layout.key(layout.creator_id(creator)))
         self._creator_names = tuple(spec.name for spec in features_of("creator"))
         self._creators = _CreatorCache(self.creator_layout.words, len(self._creator_names))
         self._creators_lock = threading.Lock()
@@ -539,7 +538,7 @@ def _profile_topics(profile: dict[bytes, bytes]) -> tuple[str, ...]:
 class _KeyChunks:
     """Item id (or creator hash) -> its key as a RESP bulk string, or on a cluster its key and slot, kept across
     reads: packing or hashing 1,000 keys anew costs more than the read's network time. A catalog's ids are few
-    enough to keep; past KEY_CACHE_ENTRIES it restarts. With `affixes` (layout.item_key_affixes), str ids are
+    enough to keep; past KEY_CACHE_ENTRIES it restarts. With `affixes` (RecordLayout.key_affixes), str ids are
     packed natively from the ids themselves, and none is kept."""
 
     def __init__(self, key: Callable[[Any], str], affixes: tuple[tuple[bytes, ...], bytes] | None = None) -> None:

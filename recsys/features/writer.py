@@ -15,7 +15,7 @@ script in one pipeline. Redis errors propagate: the caller reports the batch as 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -144,20 +144,20 @@ class FeatureWriter:
         kinds = counter_increments(event, self.config)
         if event.item_id is not None and kinds:
             item_id = event.item_id
-            indexes.append(self._queue_counters(batch, self.item_layout, lambda part: layout.item_key(item_id, part),
-                                                kinds, event, marker, seen))
+            indexes.append(self._queue_counters(batch, self.item_layout, layout.item_key(item_id, seen), item_id,
+                                                kinds, event, marker))
         if meta is not None and meta.creator:
             creator_kinds = creator_increments(event, meta.creation_timestamp, self.config)
             creator = layout.name_hash(meta.creator)
             if creator_kinds:
                 indexes.append(self._queue_counters(
-                    batch, self.creator_layout, lambda part: layout.creator_key(creator, part), creator_kinds, event,
-                    marker, seen))
+                    batch, self.creator_layout, layout.creator_key(creator, seen), layout.creator_id(creator),
+                    creator_kinds, event, marker))
         return indexes
 
-    def _queue_counters(self, batch: Batch, record: layout.RecordLayout, key: Callable[[str], str],
-                        kinds: frozenset[str], event: Event, marker: int, seen: str) -> int:
-        keys = [key(seen), key(record.record_part)]
+    def _queue_counters(self, batch: Batch, record: layout.RecordLayout, seen_key: str, entity_id: str,
+                        kinds: frozenset[str], event: Event, marker: int) -> int:
+        keys = [seen_key, record.key(entity_id)]
         argv = [marker, self.ttl_s, record.size, *counter_args(record, kinds, int(event.timestamp))]
         return batch.script(scripts.COUNTERS, keys, argv)
 

@@ -9,9 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from recsys.config import PitFeatureConfig
 from recsys.features import layout
 
-parts = st.sampled_from(["meta", "r1a2b3c4d", "seen:20000", "seen:20001"])
+parts = st.sampled_from(["meta", "seen:20000", "seen:20001"])
+ITEM_RECORD = layout.record_layout("item", PitFeatureConfig())
+CREATOR_RECORD = layout.record_layout("creator", PitFeatureConfig())
 
 
 def slot(key: str) -> int:
@@ -23,12 +26,25 @@ def test_every_key_of_one_item_is_in_its_buckets_slot(item_id, first, second):
     bucket = layout.key_bucket(item_id)
     assert slot(layout.item_key(item_id, first)) == slot(layout.item_key(item_id, second))
     assert slot(layout.item_key(item_id, first)) == slot(layout.bucket_tags("i")[bucket])
+    assert slot(ITEM_RECORD.key(item_id)) == slot(layout.item_key(item_id, first))
     assert item_id in layout.item_key(item_id, first)  # the key still names its item
+
+
+@given(item_id=st.text(min_size=1), part=parts, creator=st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_the_record_prefix_names_the_item_records_and_nothing_else(item_id, part, creator):
+    # the item cache asks the server for changes of the keys under this prefix (CLIENT TRACKING BCAST PREFIX)
+    prefix = ITEM_RECORD.key_prefix
+    assert ITEM_RECORD.key(item_id).startswith(prefix)
+    assert ITEM_RECORD.key(item_id).endswith(f"}}:{item_id}")
+    others = [layout.item_key(item_id, part), layout.creator_key(creator, part), layout.user_key(item_id, part),
+              CREATOR_RECORD.key(layout.creator_id(creator))]
+    assert not any(key.startswith(prefix) for key in others)
 
 
 @given(creator=st.integers(min_value=-(2**63), max_value=2**63 - 1), first=parts, second=parts)
 def test_every_key_of_one_creator_shares_a_slot(creator, first, second):
     assert slot(layout.creator_key(creator, first)) == slot(layout.creator_key(creator, second))
+    assert slot(CREATOR_RECORD.key(layout.creator_id(creator))) == slot(layout.creator_key(creator, first))
 
 
 @pytest.mark.parametrize("entity", ["i", "c"])

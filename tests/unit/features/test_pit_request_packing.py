@@ -8,9 +8,12 @@ from hypothesis import strategies as st
 from redis._parsers import Encoder
 from redis.connection import PythonRespSerializer
 
+from recsys.config import PitFeatureConfig
 from recsys.features import layout, native, reader
-from recsys.features.layout import item_key, item_key_affixes
 from recsys.features.reader import _KeyChunks, _packed
+
+RECORD = layout.record_layout("item", PitFeatureConfig())
+item_key = RECORD.key
 
 REDIS_PY = PythonRespSerializer(buffer_cutoff=1 << 30, encode=Encoder("utf-8", "strict", False).encode)
 ids = st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20, unique=True)
@@ -22,14 +25,14 @@ def redis_py_packing(*args: str) -> bytes:
 
 @given(ids)
 def test_a_packed_mget_is_the_redis_protocol_of_the_keys(item_ids):
-    chunks = _KeyChunks(lambda item_id: item_key(item_id, "r1"))
-    expected = redis_py_packing("MGET", *[item_key(i, "r1") for i in item_ids])
+    chunks = _KeyChunks(item_key)
+    expected = redis_py_packing("MGET", *[item_key(i) for i in item_ids])
     assert chunks.packed_mget(item_ids) == expected
     assert chunks.packed_mget(item_ids) == expected  # from the kept chunks
 
 
-def item_keys(part: str) -> _KeyChunks:
-    return _KeyChunks(lambda item_id: item_key(item_id, part), item_key_affixes(part))
+def item_keys() -> _KeyChunks:
+    return _KeyChunks(item_key, RECORD.key_affixes())
 
 
 some_ids = st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40, "日本"]) | st.text(min_size=1),
@@ -39,9 +42,9 @@ some_ids = st.lists(st.sampled_from(["a", "b", "é", "item-1", "x" * 40, "日本
 @pytest.mark.parametrize("native", [True, False])
 @given(item_ids=some_ids)
 def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
-    chunks = _KeyChunks(lambda item_id: item_key(item_id, "r1"), item_key_affixes("r1") if native else None)
+    chunks = _KeyChunks(item_key, RECORD.key_affixes() if native else None)
     unique = list(dict.fromkeys(item_ids))
-    expected = (redis_py_packing("MGET", *[item_key(i, "r1") for i in unique]), unique)
+    expected = (redis_py_packing("MGET", *[item_key(i) for i in unique]), unique)
     assert chunks.packed_unique_mget(item_ids) == expected
     assert chunks.packed_unique_mget(list(item_ids)) == expected
 
@@ -49,7 +52,7 @@ def test_a_read_asks_for_each_item_once_in_first_seen_order(native, item_ids):
 @pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
 @given(item_ids=some_ids)
 def test_a_cluster_read_asks_each_bucket_for_its_items_once(item_ids):
-    requests, ids = item_keys("r7").packed_bucket_mgets(item_ids)
+    requests, ids = item_keys().packed_bucket_mgets(item_ids)
     unique = list(dict.fromkeys(item_ids))
     # the ids grouped by bucket, first-seen within a bucket; the native CRC16 is the cluster's (binascii's)
     assert ids == sorted(unique, key=layout.key_bucket)
@@ -58,13 +61,13 @@ def test_a_cluster_read_asks_each_bucket_for_its_items_once(item_ids):
     for bucket, count, request in requests:
         in_bucket = ids[start:start + count]
         assert {layout.key_bucket(i) for i in in_bucket} == {bucket}
-        assert request == redis_py_packing("MGET", *[item_key(i, "r7") for i in in_bucket])
+        assert request == redis_py_packing("MGET", *[item_key(i) for i in in_bucket])
         start += count
     assert start == len(unique)
 
 
 def test_without_the_native_packer_a_cluster_read_packs_nothing():
-    assert _KeyChunks(lambda item_id: item_key(item_id, "r1")).packed_bucket_mgets(["a"]) is None
+    assert _KeyChunks(item_key).packed_bucket_mgets(["a"]) is None
 
 
 def test_ids_that_are_not_strings_are_packed_in_python():
