@@ -5,10 +5,12 @@
  * read in small array operations. Everything it needs to know about the layout comes from a plan built in
  * Python from the spec (recsys.features.native.decoder_plan), so the spec stays the one declaration.
  * tests/unit/features/test_native_decoder.py checks both paths give the same matrix on arbitrary records.
+ * It also packs the reader's requests, parses the replies, and keeps item records across reads (ItemCache).
  * Build: python recsys/features/build_native.py (make install does it).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -1003,6 +1005,416 @@ done:
     return result;
 }
 
+/* ---- The item cache: item records kept across reads, looked up in one pass over a read's ids ---- */
+
+/* A row is a 64-byte header (the id's hash, its UTF-8 length and bytes) then the record, rounded up to whole cache
+ * lines. Ids longer than CACHE_KEY_MAX bytes are never kept: such a read fetches them every time. */
+#define CACHE_HEADER 64
+#define CACHE_KEY_MAX (CACHE_HEADER - 12)
+#define CACHE_PREFETCH 8  /* rows asked for ahead of the copy */
+
+typedef struct {
+    uint64_t hash;  /* 0: an empty slot */
+    int64_t row;
+} CacheSlot;
+
+typedef struct {
+    uint64_t hash;
+    uint32_t size;
+    char key[CACHE_KEY_MAX];
+} RowHeader;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t record_size, stride, capacity;
+    Py_ssize_t count;      /* rows in use: 0..count-1 */
+    Py_ssize_t allocated;  /* rows with memory */
+    char *rows;
+    CacheSlot *slots;      /* open addressing, linear probing, backward-shift deletion; 2 slots or more per row */
+    Py_ssize_t mask;
+    Py_ssize_t hand;       /* the next row to evict when full */
+    long long hits, misses, evictions;
+} ItemCache;
+
+/* FNV-1a, then a finalizer so that the low bits (the slot) depend on every byte; never 0 (the empty slot). */
+static inline uint64_t key_hash(const char *data, Py_ssize_t size) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (Py_ssize_t i = 0; i < size; i++)
+        h = (h ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+static inline RowHeader *row_header(const ItemCache *self, Py_ssize_t row) {
+    return (RowHeader *)(self->rows + row * self->stride);
+}
+
+static inline int row_is(const ItemCache *self, Py_ssize_t row, uint64_t hash, const char *key, Py_ssize_t size) {
+    const RowHeader *header = row_header(self, row);
+    return header->hash == hash && header->size == (uint32_t)size && memcmp(header->key, key, (size_t)size) == 0;
+}
+
+/* The slot of `key`, or -1. */
+static Py_ssize_t cache_find(const ItemCache *self, uint64_t hash, const char *key, Py_ssize_t size) {
+    for (Py_ssize_t at = (Py_ssize_t)(hash & (uint64_t)self->mask);; at = (at + 1) & self->mask) {
+        const CacheSlot *slot = &self->slots[at];
+        if (slot->hash == 0)
+            return -1;
+        if (slot->hash == hash && row_is(self, slot->row, hash, key, size))
+            return at;
+    }
+}
+
+/* The slot that points at `row` (it is in the table). */
+static Py_ssize_t slot_of_row(const ItemCache *self, Py_ssize_t row) {
+    Py_ssize_t at = (Py_ssize_t)(row_header(self, row)->hash & (uint64_t)self->mask);
+    while (self->slots[at].row != row || self->slots[at].hash == 0)
+        at = (at + 1) & self->mask;
+    return at;
+}
+
+/* Empties slot `at`, shifting back the entries after it that would no longer be found, then moves the last row into
+ * the freed one so that rows stay dense. */
+static void cache_remove(ItemCache *self, Py_ssize_t at) {
+    Py_ssize_t row = self->slots[at].row, hole = at;
+    for (Py_ssize_t next = (hole + 1) & self->mask; self->slots[next].hash != 0; next = (next + 1) & self->mask) {
+        Py_ssize_t home = (Py_ssize_t)(self->slots[next].hash & (uint64_t)self->mask);
+        /* the entry at `next` stays unless its home lies cyclically in (hole, next] */
+        int stays = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
+        if (stays)
+            continue;
+        self->slots[hole] = self->slots[next];
+        hole = next;
+    }
+    self->slots[hole].hash = 0;
+    self->slots[hole].row = -1;
+    Py_ssize_t last = --self->count;
+    if (row != last) {
+        self->slots[slot_of_row(self, last)].row = row;
+        memcpy(row_header(self, row), row_header(self, last), (size_t)self->stride);
+    }
+    if (self->hand >= self->count)
+        self->hand = 0;
+}
+
+/* Keeps `record` under `key`, replacing what was there; evicts a row when full. -1 (MemoryError set) on failure. */
+static int cache_put(ItemCache *self, uint64_t hash, const char *key, Py_ssize_t size, const char *record) {
+    Py_ssize_t at = cache_find(self, hash, key, size);
+    if (at >= 0) {
+        memcpy((char *)row_header(self, self->slots[at].row) + CACHE_HEADER, record, (size_t)self->record_size);
+        return 0;
+    }
+    if (self->count == self->capacity) {
+        cache_remove(self, slot_of_row(self, self->hand));
+        self->hand = self->count ? (self->hand + 1) % self->count : 0;
+        self->evictions++;
+    }
+    if (self->count == self->allocated) {
+        Py_ssize_t grown = self->allocated ? 2 * self->allocated : 1024;
+        if (grown > self->capacity)
+            grown = self->capacity;
+        char *rows = PyMem_Realloc(self->rows, (size_t)grown * (size_t)self->stride);
+        if (rows == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->rows = rows;
+        self->allocated = grown;
+    }
+    Py_ssize_t row = self->count++;
+    RowHeader *header = row_header(self, row);
+    header->hash = hash;
+    header->size = (uint32_t)size;
+    memcpy(header->key, key, (size_t)size);
+    memcpy((char *)header + CACHE_HEADER, record, (size_t)self->record_size);
+    at = (Py_ssize_t)(hash & (uint64_t)self->mask);
+    while (self->slots[at].hash != 0)
+        at = (at + 1) & self->mask;
+    self->slots[at].hash = hash;
+    self->slots[at].row = row;
+    return 0;
+}
+
+static void cache_clear(ItemCache *self) {
+    for (Py_ssize_t at = 0; at <= self->mask; at++) {
+        self->slots[at].hash = 0;
+        self->slots[at].row = -1;
+    }
+    self->count = self->hand = 0;
+}
+
+/* An id's UTF-8 bytes: a str, or bytes as the server names keys. NULL with an exception set if neither. */
+static const char *id_bytes(PyObject *id, Py_ssize_t *size) {
+    if (PyUnicode_Check(id))
+        return PyUnicode_AsUTF8AndSize(id, size);
+    if (PyBytes_Check(id)) {
+        *size = PyBytes_GET_SIZE(id);
+        return PyBytes_AS_STRING(id);
+    }
+    PyErr_Format(PyExc_TypeError, "an item id must be str or bytes, not %.80s", Py_TYPE(id)->tp_name);
+    return NULL;
+}
+
+static int ItemCache_init(ItemCache *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"record_size", "capacity", NULL};
+    Py_ssize_t record_size, capacity;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nn", keywords, &record_size, &capacity))
+        return -1;
+    if (record_size <= 0 || capacity <= 0 || capacity > ((Py_ssize_t)1 << 30)) {
+        PyErr_SetString(PyExc_ValueError, "record_size and capacity must be > 0 (capacity at most 2^30)");
+        return -1;
+    }
+    Py_ssize_t slots = 16;
+    while (slots < 2 * capacity)
+        slots *= 2;
+    PyMem_Free(self->rows);
+    PyMem_Free(self->slots);
+    self->rows = NULL;
+    self->slots = PyMem_Malloc((size_t)slots * sizeof(CacheSlot));
+    if (self->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->record_size = record_size;
+    self->stride = (CACHE_HEADER + record_size + 63) / 64 * 64;
+    self->capacity = capacity;
+    self->allocated = 0;
+    self->mask = slots - 1;
+    self->hits = self->misses = self->evictions = 0;
+    cache_clear(self);
+    return 0;
+}
+
+static void ItemCache_dealloc(ItemCache *self) {
+    PyMem_Free(self->rows);
+    PyMem_Free(self->slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+typedef struct {
+    PyObject *id;
+    const char *key;
+    Py_ssize_t size;
+    uint64_t hash;
+    Py_ssize_t row;  /* its row in the cache, -1: not there */
+} Wanted;
+
+static inline void prefetch_row(const ItemCache *self, Py_ssize_t row) {
+    if (row < 0)
+        return;
+    const char *at = (const char *)row_header(self, row);
+    for (Py_ssize_t line = 0; line < self->stride; line += 64)
+        __builtin_prefetch(at + line);
+}
+
+/* lookup(ids, out) -> (distinct ids, missing positions): copies the kept records of the distinct ids, in first-seen
+ * order, into `out` (one record_size slot per distinct id); the positions of those not kept are left as they were.
+ * Three passes so that the cache misses of one id overlap with those of the next: the ids' objects and their
+ * slots are asked for ahead, then each distinct id's row, then the rows are copied a few ahead of their loads. */
+static PyObject *ItemCache_lookup(ItemCache *self, PyObject *args) {
+    PyObject *ids;
+    Py_buffer out;
+    if (!PyArg_ParseTuple(args, "Ow*", &ids, &out))
+        return NULL;
+    PyObject *items = PySequence_Fast(ids, "ids must be a sequence");
+    if (items == NULL) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items), seen_slots = 16, count = 0;
+    while (seen_slots < 2 * n)
+        seen_slots *= 2;
+    Wanted *wanted = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Wanted));
+    Py_ssize_t *seen = PyMem_Malloc((size_t)seen_slots * sizeof(Py_ssize_t));  /* distinct ids: their positions */
+    PyObject *result = NULL, *unique = NULL, *missing = NULL;
+    if (wanted == NULL || seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(seen, 0xff, (size_t)seen_slots * sizeof(Py_ssize_t));
+    PyObject **given = PySequence_Fast_ITEMS(items);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + ID_PREFETCH < n)
+            __builtin_prefetch(given[i + ID_PREFETCH]);
+        Wanted w = {.id = given[i], .row = -1};
+        if ((w.key = id_bytes(w.id, &w.size)) == NULL)
+            goto done;
+        w.hash = key_hash(w.key, w.size);
+        Py_ssize_t at = (Py_ssize_t)(w.hash & (uint64_t)(seen_slots - 1)), other;
+        while ((other = seen[at]) >= 0) {
+            if (wanted[other].hash == w.hash && wanted[other].size == w.size
+                && memcmp(wanted[other].key, w.key, (size_t)w.size) == 0)
+                break;
+            at = (at + 1) & (seen_slots - 1);
+        }
+        if (other >= 0)
+            continue;  /* a duplicate */
+        seen[at] = count;
+        __builtin_prefetch(&self->slots[w.hash & (uint64_t)self->mask]);
+        wanted[count++] = w;
+    }
+    if ((Py_ssize_t)out.len < count * self->record_size) {
+        PyErr_Format(PyExc_ValueError, "out: %zd bytes, %zd distinct ids need %zd", out.len, count,
+                     count * self->record_size);
+        goto done;
+    }
+    /* each id's row, probing by hash alone (the header is checked in the copy) */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Wanted *w = &wanted[i];
+        if (w->size > CACHE_KEY_MAX)
+            continue;
+        for (Py_ssize_t at = (Py_ssize_t)(w->hash & (uint64_t)self->mask); self->slots[at].hash != 0;
+             at = (at + 1) & self->mask) {
+            if (self->slots[at].hash == w->hash) {
+                w->row = self->slots[at].row;
+                break;
+            }
+        }
+    }
+    missing = PyList_New(0);
+    if (missing == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count && i < CACHE_PREFETCH; i++)
+        prefetch_row(self, wanted[i].row);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + CACHE_PREFETCH < count)
+            prefetch_row(self, wanted[i + CACHE_PREFETCH].row);
+        Wanted *w = &wanted[i];
+        if (w->row >= 0 && !row_is(self, w->row, w->hash, w->key, w->size)) {
+            /* another id with the same 64-bit hash found first: look again, comparing keys */
+            Py_ssize_t at = cache_find(self, w->hash, w->key, w->size);
+            w->row = at >= 0 ? self->slots[at].row : -1;
+        }
+        if (w->row >= 0) {
+            memcpy((char *)out.buf + i * self->record_size, (const char *)row_header(self, w->row) + CACHE_HEADER,
+                   (size_t)self->record_size);
+            self->hits++;
+            continue;
+        }
+        self->misses++;
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (position == NULL || PyList_Append(missing, position) < 0) {
+            Py_XDECREF(position);
+            goto done;
+        }
+        Py_DECREF(position);
+    }
+    unique = PyList_New(count);
+    if (unique == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyList_SET_ITEM(unique, i, Py_NewRef(wanted[i].id));
+    result = PyTuple_Pack(2, unique, missing);
+done:
+    PyMem_Free(wanted);
+    PyMem_Free(seen);
+    Py_XDECREF(unique);
+    Py_XDECREF(missing);
+    Py_DECREF(items);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* store(ids, records): keeps each id's record (records end to end, in ids order), replacing what was kept. */
+static PyObject *ItemCache_store(ItemCache *self, PyObject *args) {
+    PyObject *ids;
+    Py_buffer records;
+    if (!PyArg_ParseTuple(args, "Oy*", &ids, &records))
+        return NULL;
+    PyObject *items = PySequence_Fast(ids, "ids must be a sequence"), *result = NULL;
+    if (items == NULL)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    if (records.len != n * self->record_size) {
+        PyErr_Format(PyExc_ValueError, "records: %zd bytes, %zd ids need %zd", records.len, n, n * self->record_size);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        const char *key = id_bytes(PySequence_Fast_GET_ITEM(items, i), &size);
+        if (key == NULL)
+            goto done;
+        if (size > CACHE_KEY_MAX)
+            continue;
+        if (cache_put(self, key_hash(key, size), key, size, (const char *)records.buf + i * self->record_size) < 0)
+            goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(items);
+    PyBuffer_Release(&records);
+    return result;
+}
+
+/* forget(ids) -> how many were kept: drops each id's record. */
+static PyObject *ItemCache_forget(ItemCache *self, PyObject *ids) {
+    PyObject *items = PySequence_Fast(ids, "ids must be a sequence");
+    if (items == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items), forgotten = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        const char *key = id_bytes(PySequence_Fast_GET_ITEM(items, i), &size);
+        if (key == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        Py_ssize_t at = size > CACHE_KEY_MAX ? -1 : cache_find(self, key_hash(key, size), key, size);
+        if (at >= 0) {
+            cache_remove(self, at);
+            forgotten++;
+        }
+    }
+    Py_DECREF(items);
+    return PyLong_FromSsize_t(forgotten);
+}
+
+static PyObject *ItemCache_clear(ItemCache *self, PyObject *Py_UNUSED(ignored)) {
+    cache_clear(self);
+    return Py_NewRef(Py_None);
+}
+
+static Py_ssize_t ItemCache_len(ItemCache *self) { return self->count; }
+
+static PyMethodDef ItemCache_methods[] = {
+    {"lookup", (PyCFunction)ItemCache_lookup, METH_VARARGS,
+     "lookup(ids, out) -> (distinct ids, missing positions)\n"
+     "The distinct `ids` (str) in first-seen order; the kept record of each is copied into `out` at its position "
+     "(one record_size slot each); the positions of the others are listed and left as they were."},
+    {"store", (PyCFunction)ItemCache_store, METH_VARARGS,
+     "store(ids, records)\nKeeps each id's record (records end to end, in ids order); a full cache evicts rows in "
+     "turn. Ids of more than " Py_STRINGIFY(CACHE_KEY_MAX) " UTF-8 bytes are not kept."},
+    {"forget", (PyCFunction)ItemCache_forget, METH_O,
+     "forget(ids) -> int\nDrops the records of `ids` (str, or bytes as UTF-8); returns how many were kept."},
+    {"clear", (PyCFunction)ItemCache_clear, METH_NOARGS, "clear()\nDrops every record."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef ItemCache_members[] = {
+    {"capacity", T_PYSSIZET, offsetof(ItemCache, capacity), READONLY, "rows kept at most"},
+    {"hits", T_LONGLONG, offsetof(ItemCache, hits), 0, "ids found by lookup"},
+    {"misses", T_LONGLONG, offsetof(ItemCache, misses), 0, "ids not found by lookup"},
+    {"evictions", T_LONGLONG, offsetof(ItemCache, evictions), 0, "rows dropped to make room"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PySequenceMethods ItemCache_sequence = {.sq_length = (lenfunc)ItemCache_len};
+
+static PyTypeObject ItemCacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "recsys.features._decode.ItemCache",
+    .tp_doc = PyDoc_STR("ItemCache(record_size, capacity): item records by id, kept across reads"),
+    .tp_basicsize = sizeof(ItemCache),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)ItemCache_init,
+    .tp_dealloc = (destructor)ItemCache_dealloc,
+    .tp_methods = ItemCache_methods,
+    .tp_members = ItemCache_members,
+    .tp_as_sequence = &ItemCache_sequence,
+};
+
 static PyMethodDef module_methods[] = {
     {"pack_mget", pack_mget, METH_VARARGS,
      "pack_mget(ids, prefixes, suffix, by_bucket) -> (request, distinct ids) | ([(bucket, count, request)], "
@@ -1148,14 +1560,15 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__decode(void) {
-    if (PyType_Ready(&ItemDecoderType) < 0 || PyType_Ready(&ReplyScannerType) < 0)
+    if (PyType_Ready(&ItemDecoderType) < 0 || PyType_Ready(&ReplyScannerType) < 0 || PyType_Ready(&ItemCacheType) < 0)
         return NULL;
     crc16_init();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "ItemDecoder", (PyObject *)&ItemDecoderType) < 0
-        || PyModule_AddObjectRef(m, "ReplyScanner", (PyObject *)&ReplyScannerType) < 0) {
+        || PyModule_AddObjectRef(m, "ReplyScanner", (PyObject *)&ReplyScannerType) < 0
+        || PyModule_AddObjectRef(m, "ItemCache", (PyObject *)&ItemCacheType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,8 +1,8 @@
 """The FeatureReader's native decoder (`_decode.c`): its loader and its plan.
 
-The reader decodes item records and parses its replies with the extension when it is built
-(`python recsys/features/build_native.py`; make install runs it), else with numpy and redis-py's parser; both
-give the same values (tests/unit/features/test_native_decoder.py).
+The reader decodes item records, parses its replies and keeps item records across reads (`ItemCache`) with the
+extension when it is built (`python recsys/features/build_native.py`; make install runs it), else with numpy and
+redis-py's parser, and no item cache; both give the same values (tests/unit/features/test_native_decoder.py).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from recsys.features import layout
 from recsys.features.spec import DAY, features_of
 
 try:
-    from recsys.features._decode import ItemDecoder, ReplyScanner, pack_mget, parse_replies
+    from recsys.features._decode import ItemCache, ItemDecoder, ReplyScanner, pack_mget, parse_replies
 except ImportError:  # not built here: the reader decodes with numpy and reads replies with redis-py
-    ItemDecoder = ReplyScanner = pack_mget = parse_replies = None  # type: ignore[assignment,misc]
+    ItemCache = ItemDecoder = ReplyScanner = pack_mget = parse_replies = None  # type: ignore[assignment,misc]
 
 
 def _catalog_offset(field: int) -> int:
