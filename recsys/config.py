@@ -124,6 +124,9 @@ class PitFeatureConfig:
     affinity_max_entries: int = 200
     # The FeatureReader keeps creator records this long (creator popularity is a 30-day count); 0: no cache.
     creator_cache_s: float = 5.0
+    # Item records the FeatureReader keeps across reads, dropped as the store announces their changes (about 500 bytes
+    # each; recsys.features.item_cache); 0: no item cache.
+    item_cache_entries: int = 100_000
 
     def __post_init__(self) -> None:
         positive = ("recent_items", "affinity_half_life_days", "creator_recent_days", "dedupe_ttl_days",
@@ -131,7 +134,7 @@ class PitFeatureConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"pit_features.{name}: must be > 0, got {getattr(self, name)!r}")
-        for name in ("qualified_session_minutes", "creator_cache_s"):
+        for name in ("qualified_session_minutes", "creator_cache_s", "item_cache_entries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"pit_features.{name}: must be >= 0, got {getattr(self, name)!r}")
         for event_type, weight in self.affinity_event_weights:

@@ -44,6 +44,7 @@ from recsys.config import PitFeatureConfig
 from recsys.events import KNOWN_EVENT_TYPES
 from recsys.features import layout
 from recsys.features import native as native_decoder
+from recsys.features.item_cache import ItemRecordCache
 from recsys.features.spec import DAY, PIT_FEATURES, features_of, item_row_features
 from recsys.features.writer import AFFINITY_EPOCH
 from recsys.store import Batch, Store, is_cluster, primary_node
@@ -99,6 +100,10 @@ class ItemFeatures(Mapping[str, dict[str, float]]):
         return self.matrix[:, _COLUMN_AT[name]]
 
 
+class _NotPacked(Exception):
+    """Ids the native packer does not take (not str): the cluster read goes through redis-py."""
+
+
 class _NodeRead(NamedTuple):
     """What one cluster node is asked in a read: its buckets' MGETs, and their ids in reply order."""
 
@@ -152,6 +157,11 @@ class FeatureReader:
         # items' records are still in use
         self._replies = _NativeReplies() if self._item_decoder is not None else None
         self._creator_replies = _NativeReplies() if self._item_decoder is not None else None
+        self._cached_records = _NativeReplies() if self._item_decoder is not None else None
+        # item records kept across reads (recsys.features.item_cache): with the native decoder only
+        self.item_cache = (ItemRecordCache(self.item_layout.size, self.item_layout.key_prefix,
+                                           config.item_cache_entries)
+                           if self._item_decoder is not None and config.item_cache_entries > 0 else None)
         self._bucket_slots = [key_slot(tag.encode()) for tag in layout.bucket_tags("i")]
 
     def read(self, user_id: str, item_ids: Sequence[str], now: float | None = None) -> FeatureSnapshot:
@@ -159,14 +169,69 @@ class FeatureReader:
         now = time.time() if now is None else float(now)
         user_keys = [layout.user_key(user_id, part) for part in _USER_PARTS]
         user_request = b"".join(_packed("HGETALL", key) for key in user_keys)
+        cache = self.item_cache
+        if cache is not None and item_ids and cache.lock.acquire(blocking=False):
+            # a read on another thread meanwhile goes without the cache
+            try:
+                if cache.begin(self._primary_pools()):
+                    return self._read_cached(cache, user_keys, user_request, item_ids, now)
+            except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
+                if not is_cluster(self.redis):
+                    raise
+                cache.invalidate_all()  # a slot moved or a node failed: read as without the cache, start it afresh
+            finally:
+                cache.lock.release()
         if is_cluster(self.redis):
             return self._read_cluster(user_keys, user_request, item_ids, now)
+        return self._snapshot(*self._fetch_single(user_keys, user_request, lambda: item_ids, now), now)
 
-        def talk(exchange: _Exchange) -> tuple[_UserSide, list[str], Buffer]:
+    def _read_cached(self, cache: ItemRecordCache, user_keys: list[str], user_request: bytes,
+                     item_ids: Sequence[str], now: float) -> FeatureSnapshot:
+        """The kept records copied while the user's request is out, the others fetched in the same round trip and
+        placed among them."""
+        size = self.item_layout.size
+        joined = self._cached_records.records_buffer(len(item_ids) * size)  # type: ignore[union-attr]
+        ids: list[str] = []
+        missing: list[int] = []
+
+        def not_kept() -> list[str]:
+            ids[:], missing[:] = cache.lookup(item_ids, joined)
+            return [ids[position] for position in missing]
+
+        if is_cluster(self.redis):
+            user, fetched_ids, fetched = self._fetch_nodes(user_keys, user_request, not_kept, now)
+            at = dict(zip((ids[position] for position in missing), missing))
+            rows = [at[item_id] for item_id in fetched_ids]
+        else:
+            user, fetched_ids, fetched = self._fetch_single(user_keys, user_request, not_kept, now)
+            rows = missing
+        joined = joined[:len(ids) * size]
+        if rows:
+            np.frombuffer(joined, dtype=np.uint8).reshape(-1, size)[rows] = np.frombuffer(
+                fetched, dtype=np.uint8).reshape(-1, size)
+        cache.finish(fetched_ids, fetched)
+        return self._snapshot(user, ids, joined, now)
+
+    def _primary_pools(self) -> dict[str, redis.ConnectionPool]:
+        """Each primary's connection pool by node name: the nodes whose notices the item cache reads."""
+        if not is_cluster(self.redis):
+            return {"": self.redis.connection_pool}  # type: ignore[union-attr]
+        cluster = self.redis
+        return {node.name: cluster.get_redis_connection(node).connection_pool  # type: ignore[union-attr]
+                for node in cluster.get_primaries()}  # type: ignore[union-attr]
+
+    def _fetch_single(self, user_keys: list[str], user_request: bytes, wanted: Callable[[], Sequence[str]],
+                      now: float) -> tuple[_UserSide, list[str], Buffer]:
+        """On a single node: the user's side, and the records of the ids `wanted()` gives (each once, in
+        first-seen order; called once the user's request is out)."""
+
+        def talk(conversation: _Conversation) -> tuple[_UserSide, list[str], Buffer]:
             # The user's request goes first, alone: the server answers it while the items' request is packed, and
             # the user's side is computed while the server looks up the records. Both requests are sent before
             # any reply is read: one round trip.
+            exchange = conversation.on(self.redis)  # type: ignore[arg-type]
             exchange.send(user_request, len(user_keys))
+            item_ids = wanted()
             ids: list[str] = []
             if item_ids:
                 request, ids = self._item_keys.packed_unique_mget(item_ids)
@@ -174,20 +239,20 @@ class FeatureReader:
             user = self._user_side([_as_dict(reply) for reply in exchange.replies(len(user_keys))], now)
             return user, ids, exchange.records(len(ids), self.item_layout.size) if ids else b""
 
-        user, ids, joined = _converse(self.redis, self._replies, lambda exchanges: talk(exchanges[0]))
-        return self._snapshot(user, ids, joined, now)
+        return _converse(self.redis, self._replies, talk)  # type: ignore[arg-type]
 
     def _read_cluster(self, user_keys: list[str], user_request: bytes, item_ids: Sequence[str],
                       now: float) -> FeatureSnapshot:
-        """A read on a cluster: natively on each node's own connection (`_read_nodes`); through redis-py's cluster
+        """A read on a cluster: natively on each node's own connection (`_fetch_nodes`); through redis-py's cluster
         pipeline without the native decoder, or when the client's slot table is stale (MOVED, ASK) or a node
         fails: the pipeline follows redirections, fails over and refreshes the table for the next read."""
-        bucketed = self._item_keys.packed_bucket_mgets(item_ids)
-        if bucketed is not None:
+        if self._item_keys.native:
             try:
-                return self._read_nodes(user_keys, user_request, *bucketed, now)
+                return self._snapshot(*self._fetch_nodes(user_keys, user_request, lambda: item_ids, now), now)
             except (redis.ResponseError, redis.ConnectionError, redis.TimeoutError):
                 self.cluster_fallbacks += 1
+            except _NotPacked:
+                pass
         ids = list(dict.fromkeys(item_ids))
         batch = Batch(self.redis)
         for key in user_keys:
@@ -197,41 +262,47 @@ class FeatureReader:
         user = self._user_side(results[: len(user_keys)], now)
         return self._snapshot(user, ids, _join(items.values(results), self.item_layout.size), now)
 
-    def _read_nodes(self, user_keys: list[str], user_request: bytes, buckets: list[tuple[int, int, bytes]],
-                    bucketed_ids: list[str], now: float) -> FeatureSnapshot:
-        """The user's request to its node and each bucket's MGET to the bucket's node, as the client's slot table
-        has them, all sent before any reply is read. Each node's records land together, parsed in one call."""
+    def _fetch_nodes(self, user_keys: list[str], user_request: bytes, wanted: Callable[[], Sequence[str]],
+                     now: float) -> tuple[_UserSide, list[str], Buffer]:
+        """The user's request to its node, then one MGET per key bucket of the ids `wanted()` gives to the bucket's
+        node, as the client's slot table has them, all sent before any reply is read. Each node's records land
+        together, parsed in one call. Returns the user's side, the item ids in the order of their records, and the
+        records."""
         cluster = self.redis
         size = self.item_layout.size
         user_node = primary_node(cluster, key_slot(user_keys[0].encode()))  # type: ignore[arg-type]
-        plan: dict[str, _NodeRead] = {user_node.name: _NodeRead(user_node, [], [])}
-        start = 0
-        for bucket, count, request in buckets:
-            node = primary_node(cluster, self._bucket_slots[bucket])  # type: ignore[arg-type]
-            read = plan.get(node.name) or plan.setdefault(node.name, _NodeRead(node, [], []))
-            read.requests.append(request)
-            read.ids.extend(bucketed_ids[start:start + count])
-            start += count
-        ids = [item_id for read in plan.values() for item_id in read.ids]
-        joined = self._replies.records_buffer(len(ids) * size) if ids else b""  # type: ignore[union-attr]
 
-        def talk(exchanges: list[_Exchange]) -> _UserSide:
-            for exchange, read in zip(exchanges, plan.values()):
-                if read.node is user_node:
-                    exchange.send(user_request, len(user_keys))
-                if read.requests:
-                    exchange.send(b"".join(read.requests), len(read.requests))
-            user = self._user_side([_as_dict(reply) for reply in exchanges[0].replies(len(user_keys))], now)
+        def talk(conversation: _Conversation) -> tuple[_UserSide, list[str], Buffer]:
+            conversation.on(cluster.get_redis_connection(user_node)).send(  # type: ignore[union-attr]
+                user_request, len(user_keys))
+            packed = self._item_keys.packed_bucket_mgets(wanted())
+            if packed is None:
+                raise _NotPacked("an item id is not a str")
+            buckets, bucketed_ids = packed
+            plan: dict[str, _NodeRead] = {}
+            start = 0
+            for bucket, count, request in buckets:
+                node = primary_node(cluster, self._bucket_slots[bucket])  # type: ignore[arg-type]
+                read = plan.get(node.name) or plan.setdefault(node.name, _NodeRead(node, [], []))
+                read.requests.append(request)
+                read.ids.extend(bucketed_ids[start:start + count])
+                start += count
+            for read in plan.values():
+                conversation.on(cluster.get_redis_connection(read.node)).send(  # type: ignore[union-attr]
+                    b"".join(read.requests), len(read.requests))
+            ids = [item_id for read in plan.values() for item_id in read.ids]
+            joined = self._replies.records_buffer(len(ids) * size) if ids else b""  # type: ignore[union-attr]
+            user_exchange = conversation.on(cluster.get_redis_connection(user_node))  # type: ignore[union-attr]
+            user = self._user_side([_as_dict(reply) for reply in user_exchange.replies(len(user_keys))], now)
             at = 0
-            for exchange, read in zip(exchanges, plan.values()):
-                if read.requests:
-                    records = joined[at * size:(at + len(read.ids)) * size]
-                    exchange.records(len(read.ids), size, records, replies=len(read.requests))
-                    at += len(read.ids)
-            return user
+            for read in plan.values():
+                records = joined[at * size:(at + len(read.ids)) * size]
+                conversation.on(cluster.get_redis_connection(read.node)).records(  # type: ignore[union-attr]
+                    len(read.ids), size, records, replies=len(read.requests))
+                at += len(read.ids)
+            return user, ids, joined
 
-        clients = [cluster.get_redis_connection(read.node) for read in plan.values()]  # type: ignore[union-attr]
-        return self._snapshot(_talk(clients, self._replies, talk), ids, joined, now)
+        return _talk(self._replies, talk)
 
     def _user_side(self, hashes: list[dict[bytes, bytes]], now: float) -> _UserSide:
         """The user's features, and what the item rows need of the user: the affinity table and profile topics."""
@@ -341,9 +412,10 @@ class FeatureReader:
             values = request.values(batch.execute())
             return _counter_words(_join(values, self.creator_layout.size), self.creator_layout)
 
-        def talk(exchanges: list[_Exchange]) -> Buffer:
-            exchanges[0].send(self._creator_keys.packed_mget(creators), 1)
-            return exchanges[0].records(len(creators), self.creator_layout.size)
+        def talk(conversation: _Conversation) -> Buffer:
+            exchange = conversation.on(self.redis)  # type: ignore[arg-type]
+            exchange.send(self._creator_keys.packed_mget(creators), 1)
+            return exchange.records(len(creators), self.creator_layout.size)
 
         return _counter_words(_converse(self.redis, self._creator_replies, talk), self.creator_layout)
 
@@ -555,6 +627,11 @@ class _KeyChunks:
         unique = list(dict.fromkeys(ids))
         return self.packed_mget(unique), unique
 
+    @property
+    def native(self) -> bool:
+        """Whether str ids are packed natively (the cluster reads need it)."""
+        return self._affixes is not None
+
     def packed_bucket_mgets(self, ids: Sequence[Any]) -> tuple[list[tuple[int, int, bytes]], list[Any]] | None:
         """One MGET per bucket of the keys of `ids` (each once): [(bucket, count, request)] in bucket order, and
         the ids in that order; None unless packed natively (then the caller reads through redis-py)."""
@@ -643,41 +720,62 @@ Result = TypeVar("Result")
 
 
 def _converse(client: redis.Redis, scratch: _NativeReplies | None,
-              talk: Callable[[list[_Exchange]], Result]) -> Result:
+              talk: Callable[[_Conversation], Result]) -> Result:
     """`_talk` on one node; connection errors retry the whole talk per the client's retry policy (reads are
     idempotent)."""
     retry = client.get_retry()
 
     def attempt() -> Result:
-        return _talk([client], scratch, talk)
+        return _talk(scratch, talk)
 
     return retry.call_with_retry(attempt, lambda _error: None) if retry is not None else attempt()
 
 
-def _talk(clients: list[redis.Redis], scratch: _NativeReplies | None,
-          talk: Callable[[list[_Exchange]], Result]) -> Result:
-    """`talk(exchanges)` on one pooled connection of each client: its pipelined requests and their replies.
+def _talk(scratch: _NativeReplies | None, talk: Callable[[_Conversation], Result]) -> Result:
+    """`talk(conversation)`: pipelined requests and their replies on one pooled connection per node, taken as the
+    talk first sends to the node (`_Conversation.on`).
 
     A connection whose talk fails with replies still unread is out of step: it is dropped (a connection error
     drops it too, as redis-py does).
     """
-    connections = []
+    conversation = _Conversation(scratch)
     try:
-        for client in clients:
-            connections.append((client.connection_pool, client.connection_pool.get_connection()))
-        exchanges = [_Exchange(connection, scratch) for _, connection in connections]
-        try:
-            result = talk(exchanges)
-            for exchange in exchanges:
-                exchange.finish()
-        except BaseException as error:
-            for exchange in exchanges:
-                if exchange.pending or isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
-                    exchange.connection.disconnect()
-            raise
+        result = talk(conversation)
+        for exchange in conversation.exchanges:
+            exchange.finish()
         return result
+    except BaseException as error:
+        for exchange in conversation.exchanges:
+            if exchange.pending or isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+                exchange.connection.disconnect()
+        raise
     finally:
-        for pool, connection in connections:
+        conversation.release()
+
+
+class _Conversation:
+    """The exchanges of one talk: one per node, each on a connection taken from the node's pool when first used."""
+
+    def __init__(self, scratch: _NativeReplies | None) -> None:
+        self._scratch = scratch
+        self._by_client: dict[int, _Exchange] = {}
+        self._taken: list[tuple[redis.ConnectionPool, redis.connection.AbstractConnection]] = []
+
+    @property
+    def exchanges(self) -> list[_Exchange]:
+        return list(self._by_client.values())
+
+    def on(self, client: redis.Redis) -> _Exchange:
+        exchange = self._by_client.get(id(client))
+        if exchange is None:
+            pool = client.connection_pool
+            connection = pool.get_connection()
+            self._taken.append((pool, connection))
+            exchange = self._by_client[id(client)] = _Exchange(connection, self._scratch)
+        return exchange
+
+    def release(self) -> None:
+        for pool, connection in self._taken:
             pool.release(connection)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 import redis
@@ -55,7 +56,7 @@ def test_the_cluster_gives_the_same_features_as_a_single_node(cluster_client, re
 @pytest.mark.skipif(native.pack_mget is None, reason="the native decoder is not built")
 def test_a_cluster_read_is_one_mget_per_bucket_and_no_script(cluster_client):
     load(cluster_client)
-    reader = FeatureReader(cluster_client, CONFIG)
+    reader = FeatureReader(cluster_client, replace(CONFIG, item_cache_entries=0))  # every read fetches its items
     reader.read("u1", ITEMS, now=NOW)  # fills the creator cache
     nodes = cluster_client.get_primaries()
     for node in nodes:
@@ -180,13 +181,13 @@ def test_a_connection_lost_mid_read_sends_the_read_through_redis_py(cluster_clie
     expected = read_all(cluster_client, reader)
     real_talk = reader_module._talk
 
-    def lost_after_sending(clients, scratch, talk):
-        def sent_then_lost(exchanges):
-            for exchange in exchanges:
-                exchange.send(b"*1\r\n$4\r\nPING\r\n", 1)
+    def lost_after_sending(scratch, talk):
+        def sent_then_lost(conversation):
+            for node in cluster_client.get_primaries():
+                conversation.on(node.redis_connection).send(b"*1\r\n$4\r\nPING\r\n", 1)
             raise redis.ConnectionError("lost")
 
-        return real_talk(clients, scratch, sent_then_lost)
+        return real_talk(scratch, sent_then_lost)
 
     monkeypatch.setattr(reader_module, "_talk", lost_after_sending)
     assert read_all(cluster_client, reader) == expected

@@ -17,6 +17,7 @@ from recsys.config import PitFeatureConfig
 from recsys.features import PIT_FEATURES, FeatureReader, FeatureWriter, ItemCatalog
 
 CONFIG = PitFeatureConfig()
+FETCHING = replace(CONFIG, item_cache_entries=0)  # every read fetches its items: what the wire-level tests count
 
 
 class Received:
@@ -65,7 +66,7 @@ def counting_client(redis_client, local_platform):
 
 
 def round_trips(client: redis.Redis, user: str, items: list[str], reader: FeatureReader | None = None) -> int:
-    reader = reader or FeatureReader(client, CONFIG)  # a new reader: no creator in its cache
+    reader = reader or FeatureReader(client, FETCHING)  # a new reader: no creator in its cache
     CountingConnection.round_trips = CountingConnection.sends = 0
     reader.read(user, items, now=NOW)
     return CountingConnection.round_trips
@@ -79,11 +80,28 @@ def test_one_user_and_1000_items_take_two_round_trips(redis_client, counting_cli
         [make_event(f"e{n}", "listen", n, item_id=items[n * 7], value=400) for n in range(100)])
     assert round_trips(counting_client, "u1", items) == 2  # user + items, then the items' creators
     assert CountingConnection.sends == 3  # the user's request and the MGET pipelined, then the creators'
-    snapshot = FeatureReader(counting_client, CONFIG).read("u1", items, now=NOW)
+    snapshot = FeatureReader(counting_client, FETCHING).read("u1", items, now=NOW)
     assert len(snapshot.items) == 1000
     plays_per_creator = Counter(n * 7 % 150 for n in range(100))
     assert snapshot.items.column("creator_plays").tolist() == [plays_per_creator[n % 150] for n in range(1000)]
     assert snapshot.items.column("item_plays").tolist() == [float(n % 7 == 0 and n < 700) for n in range(1000)]
+
+
+def test_a_read_of_kept_records_takes_one_round_trip_and_fetches_only_what_changed(redis_client, counting_client):
+    items = [f"item-{n}" for n in range(1000)]
+    ItemCatalog(redis_client).upsert_items(
+        [{"ITEM_ID": item, "CREATOR": f"creator-{n % 150}"} for n, item in enumerate(items)])
+    reader = FeatureReader(counting_client, CONFIG)
+    reader.read("u1", items, now=NOW)  # keeps every item record (and the creators' for creator_cache_s)
+    redis_client.config_resetstat()
+    assert round_trips(counting_client, "u1", items, reader) == 1  # the user's features alone
+    assert CountingConnection.sends == 1
+    assert "cmdstat_mget" not in redis_client.info("commandstats")
+    FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="item-5", value=60)])
+    assert round_trips(counting_client, "u1", items, reader) == 1  # the user's request and one record's MGET
+    assert CountingConnection.sends == 2
+    assert redis_client.info("commandstats")["cmdstat_mget"]["calls"] == 1
+    assert reader.read("u1", ["item-5"], now=NOW).items["item-5"]["item_plays"] == 1
 
 
 def test_cached_creators_save_the_second_round_trip_for_creator_cache_s(redis_client, counting_client):
@@ -97,7 +115,7 @@ def test_cached_creators_save_the_second_round_trip_for_creator_cache_s(redis_cl
     writer.apply([make_event("e2", "listen", 5, item_id="item-5", value=60)])  # item-5: creator c0 too
     cached = reader.read("u1", ["item-5"], now=NOW).items["item-5"]
     assert (cached["item_plays"], cached["creator_plays"]) == (1, 1)  # item counters are always read fresh
-    uncached = FeatureReader(counting_client, replace(CONFIG, creator_cache_s=0))
+    uncached = FeatureReader(counting_client, replace(FETCHING, creator_cache_s=0))
     assert uncached.read("u1", ["item-5"], now=NOW).items["item-5"]["creator_plays"] == 2
     assert round_trips(counting_client, "u1", items, uncached) == 2
 
@@ -189,7 +207,7 @@ def test_a_connection_closed_mid_reply_is_retried_per_the_client_policy(redis_cl
     FeatureWriter(redis_client, CONFIG).apply([make_event("e1", "listen", 10, item_id="item-7", value=60)])
     pool = redis.ConnectionPool.from_url(local_platform.valkey.url, connection_class=ClosedMidReplyConnection,
                                          retry=Retry(NoBackoff(), retries))
-    reader = FeatureReader(redis.Redis(connection_pool=pool), CONFIG)
+    reader = FeatureReader(redis.Redis(connection_pool=pool), FETCHING)  # the records' reply is the one cut
     reader.read("u1", items, now=NOW)
     ClosedMidReplyConnection.close = True
     if retries:
