@@ -1371,6 +1371,107 @@ static PyObject *ItemCache_forget(ItemCache *self, PyObject *ids) {
     return PyLong_FromSsize_t(forgotten);
 }
 
+/* The item id a changed record key names, `<prefix>{<tag>}:<id>`; NULL if the key is not such a record's. */
+static const char *announced_id(const char *key, Py_ssize_t size, const char *prefix, Py_ssize_t prefix_size,
+                                Py_ssize_t *id_size) {
+    if (size < prefix_size || memcmp(key, prefix, (size_t)prefix_size) != 0)
+        return NULL;
+    for (Py_ssize_t i = prefix_size; i + 1 < size; i++) {
+        if (key[i] == '}' && key[i + 1] == ':') {
+            *id_size = size - i - 2;
+            return key + i + 2;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the frame at `at` (complete) is an invalidation push: `>2`, then the blob "invalidate". Sets *keys to the
+ * offset of its second element. */
+static int is_invalidation(const char *data, Py_ssize_t length, Py_ssize_t at, Py_ssize_t *keys) {
+    static const char head[] = ">2\r\n$10\r\ninvalidate\r\n";
+    Py_ssize_t size = (Py_ssize_t)sizeof(head) - 1;
+    if (length - at < size || memcmp(data + at, head, (size_t)size) != 0)
+        return 0;
+    *keys = at + size;
+    return 1;
+}
+
+/* apply_notices(buffer, prefix, error_class) -> (consumed, changed, replies): reads the complete frames at the start
+ * of a notice connection's buffer. Each invalidation push forgets the records it names (keys under `prefix`) and
+ * adds their ids to `changed`; a null one (the server dropped every key) stops there with `changed` None. Other
+ * frames (replies, other pushes) are parsed into `replies`. `consumed`: the bytes read. */
+static PyObject *ItemCache_apply_notices(ItemCache *self, PyObject *args) {
+    Py_buffer buffer;
+    const char *prefix;
+    Py_ssize_t prefix_size;
+    PyObject *error_class;
+    if (!PyArg_ParseTuple(args, "y*y#O", &buffer, &prefix, &prefix_size, &error_class))
+        return NULL;
+    const char *data = buffer.buf;
+    Py_ssize_t length = buffer.len, at = 0;
+    PyObject *changed = PyList_New(0), *replies = PyList_New(0), *result = NULL;
+    int flushed = 0;
+    if (changed == NULL || replies == NULL)
+        goto done;
+    while (at < length && !flushed) {
+        ScanState state = {.count = 1, .at = at, .pushes_are_replies = 1};
+        int complete = scan(&state, data, length);
+        if (complete < 0)
+            goto done;
+        if (complete == 0)
+            break;
+        Py_ssize_t keys;
+        if (!is_invalidation(data, length, at, &keys)) {
+            PyObject *reply = parse_element(data, length, &at, error_class);
+            if (reply == NULL || PyList_Append(replies, reply) < 0) {
+                Py_XDECREF(reply);
+                goto done;
+            }
+            Py_DECREF(reply);
+            at = state.at;
+            continue;
+        }
+        Py_ssize_t end = line_end(data, length, keys);
+        long long n = -1;
+        if (data[keys] == '*' && line_integer(data, keys + 1, end, &n))
+            goto done;
+        flushed = n < 0;  /* `_` or `*-1`: every key */
+        Py_ssize_t key_at = end + 2;
+        for (long long k = 0; k < n; k++) {
+            Py_ssize_t key_end = line_end(data, length, key_at);
+            long long size;
+            if (data[key_at] != '$' || line_integer(data, key_at + 1, key_end, &size) || size < 0) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "RESP: an invalidated key is not a string");
+                goto done;
+            }
+            Py_ssize_t id_size;
+            const char *id = announced_id(data + key_end + 2, (Py_ssize_t)size, prefix, prefix_size, &id_size);
+            key_at = key_end + 2 + (Py_ssize_t)size + 2;
+            if (id == NULL)
+                continue;
+            PyObject *name = PyBytes_FromStringAndSize(id, id_size);
+            if (name == NULL || PyList_Append(changed, name) < 0) {
+                Py_XDECREF(name);
+                goto done;
+            }
+            Py_DECREF(name);
+            if (id_size <= CACHE_KEY_MAX) {
+                Py_ssize_t slot = cache_find(self, key_hash(id, id_size), id, id_size);
+                if (slot >= 0)
+                    cache_remove(self, slot);
+            }
+        }
+        at = state.at;
+    }
+    result = Py_BuildValue("(nOO)", at, flushed ? Py_None : changed, replies);
+done:
+    Py_XDECREF(changed);
+    Py_XDECREF(replies);
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
 static PyObject *ItemCache_clear(ItemCache *self, PyObject *Py_UNUSED(ignored)) {
     cache_clear(self);
     return Py_NewRef(Py_None);
@@ -1388,6 +1489,12 @@ static PyMethodDef ItemCache_methods[] = {
      "turn. Ids of more than " Py_STRINGIFY(CACHE_KEY_MAX) " UTF-8 bytes are not kept."},
     {"forget", (PyCFunction)ItemCache_forget, METH_O,
      "forget(ids) -> int\nDrops the records of `ids` (str, or bytes as UTF-8); returns how many were kept."},
+    {"apply_notices", (PyCFunction)ItemCache_apply_notices, METH_VARARGS,
+     "apply_notices(buffer, prefix, error_class) -> (consumed, changed, replies)\n"
+     "Reads the complete RESP3 frames at the start of `buffer` (a notice connection's bytes): each invalidation push "
+     "drops the records of the keys it names under `prefix` (`<prefix>{<tag>}:<id>`), their ids listed in `changed` "
+     "(bytes); a null invalidation (every key) stops there, `changed` None. Other frames are parsed into `replies` "
+     "(errors as error_class(message)). `consumed`: the bytes of the frames read."},
     {"clear", (PyCFunction)ItemCache_clear, METH_NOARGS, "clear()\nDrops every record."},
     {NULL, NULL, 0, NULL},
 };

@@ -44,64 +44,13 @@ _RECV_BYTES = 1 << 16
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, socket.timeout)
 
 
-class _Push(list):  # type: ignore[type-arg]
-    """A RESP3 push message (">"), as opposed to a reply."""
-
-
-def parse_frames(buffer: bytes | bytearray) -> tuple[list[Any], int]:
-    """The complete RESP3 frames at the start of `buffer`, and how many bytes they take (the rest is incomplete).
-
-    Simple strings and blobs read as bytes, errors as redis.ResponseError, numbers as int, null as None, arrays as
-    lists, pushes as `_Push` lists: what a notice connection receives.
-    """
-    frames: list[Any] = []
-    at = 0
-    while True:
-        parsed = _frame(buffer, at)
-        if parsed is None:
-            return frames, at
-        frame, at = parsed
-        frames.append(frame)
-
-
-def _frame(buffer: bytes | bytearray, at: int) -> tuple[Any, int] | None:
-    end = buffer.find(b"\r\n", at)
-    if end < 0:
-        return None
-    kind, line, after = buffer[at:at + 1], bytes(buffer[at + 1:end]), end + 2
-    if kind == b"+":
-        return line, after
-    if kind == b"-":
-        return redis.ResponseError(line.decode(errors="replace")), after
-    if kind == b":":
-        return int(line), after
-    if kind == b"_":
-        return None, after
-    if kind == b"$":
-        size = int(line)
-        if size < 0:
-            return None, after
-        if len(buffer) < after + size + 2:
-            return None
-        return bytes(buffer[after:after + size]), after + size + 2
-    if kind in (b"*", b">"):
-        count = int(line)
-        items: list[Any] = _Push() if kind == b">" else []
-        for _ in range(max(count, 0)):
-            parsed = _frame(buffer, after)
-            if parsed is None:
-                return None
-            item, after = parsed
-            items.append(item)
-        return (None if count < 0 else items), after
-    raise redis.ConnectionError(f"unexpected RESP3 frame type {kind!r} on the item cache's notice connection")
-
-
 class Invalidations:
-    """Notices of changed keys under `prefix` on one node, on a connection of their own, read without blocking."""
+    """Notices of changed item records on one node, on a connection of their own, read without blocking and applied
+    to `table` as they are read (`native.ItemCache.apply_notices`)."""
 
-    def __init__(self, pool: redis.ConnectionPool, prefix: bytes) -> None:
+    def __init__(self, pool: redis.ConnectionPool, table: Any, prefix: bytes) -> None:
         self._pool = pool
+        self._table = table
         self.prefix = prefix
         self._connection: redis.connection.AbstractConnection | None = None
         self._buffer = bytearray()
@@ -109,27 +58,23 @@ class Invalidations:
     def open(self) -> None:
         """Connects (TLS and AUTH as the node's pool does, RESP3) and starts tracking; raises redis errors."""
         self.close()
-        kwargs = {**self._pool.connection_kwargs, "protocol": 3}
-        connection = self._pool.connection_class(**kwargs)
+        connection = self._pool.connection_class(**{**self._pool.connection_kwargs, "protocol": 3})
         try:
             connection.connect()
-            connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix, check_health=False)
             connection.send_command("SUBSCRIBE", CAP_CHANNEL, check_health=False)
-            # the replies, read here so that a notice arriving with them is kept for the first drain
+            connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix, check_health=False)
+            # the two replies are read here, with whatever notices come with them
             sock = connection._sock  # type: ignore[attr-defined]
-            frames: list[Any] = []
-            while len([f for f in frames if not _is_notice(f)]) < 2:
+            replies: list[Any] = []
+            while len(replies) < 2:
                 got = sock.recv(_RECV_BYTES)
                 if not got:
                     raise redis.ConnectionError("the server closed the item cache's notice connection")
                 self._buffer += got
-                parsed, used = parse_frames(self._buffer)
-                del self._buffer[:used]
-                frames += parsed
-            for frame in frames:
-                if isinstance(frame, redis.ResponseError):
-                    raise frame
-            self._pending = [frame for frame in frames if _is_notice(frame)]
+                replies += self._apply()[1]
+            for reply in replies:
+                if isinstance(reply, redis.ResponseError):
+                    raise reply
             sock.settimeout(0.0)
         except BaseException:
             connection.disconnect()
@@ -142,8 +87,9 @@ class Invalidations:
         return self._connection is not None
 
     def drain(self) -> list[bytes] | None:
-        """The keys changed since the last drain (or since `open`); None when that is unknown: the connection was
-        lost (it is closed; `open` again) or the server dropped every key (a flush)."""
+        """Applies the notices received since the last drain (or `open`); returns the ids they named, or None when
+        what changed is unknown: the connection was lost (it is closed; `open` again) or the server dropped every
+        key (a flush)."""
         connection = self._connection
         if connection is None:
             return None
@@ -159,28 +105,18 @@ class Invalidations:
         except (OSError, AttributeError):  # AttributeError: redis-py dropped the socket
             self.close()
             return None
-        frames, used = parse_frames(self._buffer)
-        del self._buffer[:used]
-        notices, self._pending = self._pending + frames, []
-        keys: list[bytes] = []
-        for frame in notices:
-            if not _is_notice(frame):
-                continue
-            if frame[1] is None:  # FLUSHALL / FLUSHDB: every key went
-                return None
-            keys += frame[1]
-        return keys
+        return self._apply()[0]
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.disconnect()
             self._connection = None
         self._buffer.clear()
-        self._pending: list[Any] = []
 
-
-def _is_notice(frame: Any) -> bool:
-    return isinstance(frame, _Push) and len(frame) == 2 and frame[0] == b"invalidate"
+    def _apply(self) -> tuple[list[bytes] | None, list[Any]]:
+        consumed, changed, replies = self._table.apply_notices(self._buffer, self.prefix, redis.ResponseError)
+        del self._buffer[:consumed]
+        return changed, replies
 
 
 class ItemRecordCache:
@@ -205,16 +141,13 @@ class ItemRecordCache:
         if now - self._drained_at > IDLE_RESET_S or pools.keys() != self._listeners.keys():
             self._reset(pools)
         self._drained_at = now
-        for name, listener in self._listeners.items():
+        for listener in self._listeners.values():
             if not listener.is_open and not self._reopen(listener):
                 return False
-            keys = listener.drain()
-            if keys is None:
+            if listener.drain() is None:
                 self._clear()
                 if not self._reopen(listener):
                     return False
-            elif keys:
-                self.table.forget(self._ids(keys))
         return True
 
     def lookup(self, ids: Sequence[str], out: Any) -> tuple[list[str], list[int]]:
@@ -227,13 +160,11 @@ class ItemRecordCache:
         while they were fetched."""
         changed: set[bytes] = set()
         for listener in self._listeners.values():
-            keys = listener.drain()
-            if keys is None:
+            ids = listener.drain()
+            if ids is None:
                 self._clear()
                 return
-            changed.update(self._ids(keys))
-        if changed:
-            self.table.forget(list(changed))
+            changed.update(ids)
         if not fetched:
             return
         if not changed:
@@ -257,7 +188,7 @@ class ItemRecordCache:
 
     def _reset(self, pools: Mapping[str, redis.ConnectionPool]) -> None:
         self.close()
-        self._listeners = {name: Invalidations(pool, self.prefix) for name, pool in pools.items()}
+        self._listeners = {name: Invalidations(pool, self.table, self.prefix) for name, pool in pools.items()}
 
     def _reopen(self, listener: Invalidations) -> bool:
         try:
@@ -271,8 +202,3 @@ class ItemRecordCache:
         if len(self.table):
             self.resets += 1
         self.table.clear()
-
-    def _ids(self, keys: list[bytes]) -> list[bytes]:
-        """The item ids of changed record keys (`<prefix>{<tag>}:<id>`), as UTF-8."""
-        prefix = self.prefix
-        return [key[key.index(b"}:", len(prefix)) + 2:] for key in keys if key.startswith(prefix)]

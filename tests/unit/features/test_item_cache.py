@@ -1,5 +1,5 @@
-"""The item cache's parts: the native table against a dict (a hit is always the id's last stored record, never
-another's or an older one), and the parser of the server's notices however their bytes arrive."""
+"""The item cache's native parts: its table against a dict (a hit is always the id's last stored record, never
+another's or an older one), and the reading of the server's change notices however their bytes arrive."""
 
 from __future__ import annotations
 
@@ -9,46 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.features import native
-from recsys.features.item_cache import _Push, parse_frames
 
-native_only = pytest.mark.skipif(native.ItemCache is None, reason="the native decoder is not built")
-
-
-def blob(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-def notice(keys: list[bytes] | None) -> bytes:
-    changed = b"_\r\n" if keys is None else b"*%d\r\n%s" % (len(keys), b"".join(blob(k) for k in keys))
-    return b">2\r\n" + blob(b"invalidate") + changed
-
-
-frames = st.lists(st.one_of(
-    st.lists(st.binary(max_size=30), max_size=5).map(lambda keys: (notice(keys), _Push([b"invalidate", keys]))),
-    st.just((notice(None), _Push([b"invalidate", None]))),
-    st.just((b"+OK\r\n", b"OK")),
-    st.just((b">3\r\n$9\r\nsubscribe\r\n$3\r\nchn\r\n:1\r\n", _Push([b"subscribe", b"chn", 1]))),
-), max_size=8)
-
-
-@given(sent=frames, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6))
-def test_notices_parse_the_same_however_their_bytes_arrive(sent, cuts):
-    stream = b"".join(raw for raw, _ in sent)
-    buffer, parsed = bytearray(), []
-    for start, end in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)]):
-        buffer += stream[start:end]
-        got, used = parse_frames(buffer)
-        del buffer[:used]
-        parsed += got
-    assert parsed == [value for _, value in sent] and not buffer
-    assert [type(value) for value in parsed] == [type(value) for _, value in sent]  # pushes stay pushes
-
-
-def test_an_error_reply_is_a_response_error_and_an_unknown_type_is_refused():
-    (error,), used = parse_frames(b"-ERR unknown command\r\n")
-    assert isinstance(error, redis.ResponseError) and str(error) == "ERR unknown command" and used == 22
-    with pytest.raises(redis.ConnectionError, match="unexpected RESP3 frame type"):
-        parse_frames(b"%1\r\n")
+pytestmark = pytest.mark.skipif(native.ItemCache is None, reason="the native decoder is not built")
 
 SIZE = 12
 # few ids, some sharing prefixes, non-ASCII and longer than the 52 bytes a row keeps: a small table collides often
@@ -62,7 +24,6 @@ operations = st.lists(st.one_of(
 ), max_size=40)
 
 
-@native_only
 @settings(max_examples=300)
 @given(capacity=st.integers(min_value=1, max_value=8), script=operations)
 def test_a_hit_is_the_last_record_stored_under_its_id(capacity, script):
@@ -102,7 +63,6 @@ def test_a_hit_is_the_last_record_stored_under_its_id(capacity, script):
 many_ids = [f"item-{n}" for n in range(40)]
 
 
-@native_only
 @settings(max_examples=200)
 @given(script=st.lists(st.tuples(st.booleans(), st.lists(st.sampled_from(many_ids), min_size=1, max_size=5)),
                        max_size=30))
@@ -132,7 +92,6 @@ def _kept(cache, item: str) -> bool:
     return not missing
 
 
-@native_only
 def test_a_full_cache_evicts_in_turn_and_counts_what_it_finds():
     cache = native.ItemCache(4, 3)
     cache.store(["a", "b", "c", "d"], b"aaaabbbbccccdddd")
@@ -144,7 +103,6 @@ def test_a_full_cache_evicts_in_turn_and_counts_what_it_finds():
     assert (cache.hits, cache.misses) == (3, 1)
 
 
-@native_only
 def test_bad_arguments_name_what_is_wrong():
     cache = native.ItemCache(4, 3)
     with pytest.raises(ValueError, match="records: 3 bytes, 1 ids need 4"):
@@ -155,3 +113,56 @@ def test_bad_arguments_name_what_is_wrong():
         cache.lookup([1], bytearray(4))
     with pytest.raises(ValueError, match="capacity must be > 0"):
         native.ItemCache(4, 0)
+
+
+PREFIX = b"pit:r1a2b3c4d:"
+
+
+def blob(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def notice(keys: list[bytes] | None) -> bytes:
+    changed = b"_\r\n" if keys is None else b"*%d\r\n%s" % (len(keys), b"".join(blob(k) for k in keys))
+    return b">2\r\n" + blob(b"invalidate") + changed
+
+
+record_keys = st.sampled_from([b"a", b"b", b"item-1", "日本".encode()]).map(lambda i: PREFIX + b"{i:3.1}:" + i)
+other_keys = st.sampled_from([b"pit:{i:3.1}:a:meta", b"pit:rffffffff:{i:3.1}:a", b"unrelated"])
+frames = st.lists(st.one_of(
+    st.lists(record_keys | other_keys, max_size=5).map(lambda keys: ("notice", keys)),
+    st.just(("reply", b"+OK\r\n")),
+    st.just(("reply", b">3\r\n$9\r\nsubscribe\r\n$3\r\nchn\r\n:1\r\n")),
+), max_size=8)
+
+
+@given(sent=frames, cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=6))
+def test_notices_drop_the_records_they_name_however_their_bytes_arrive(sent, cuts):
+    table = native.ItemCache(4, 16)
+    kept = [b"a", b"b", b"item-1", "日本".encode(), b"z"]
+    table.store(kept, b"".join(b"%4d" % n for n in range(len(kept))))
+    stream = b"".join(notice(body) if kind == "notice" else body for kind, body in sent)
+    buffer, changed, replies = bytearray(), [], []
+    for start, end in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)]):
+        buffer += stream[start:end]
+        consumed, got, parsed = table.apply_notices(buffer, PREFIX, redis.ResponseError)
+        del buffer[:consumed]
+        changed += got
+        replies += parsed
+    named = [key[len(PREFIX) + len(b"{i:3.1}:"):] for kind, body in sent if kind == "notice" for key in body
+             if key.startswith(PREFIX)]
+    assert changed == named and not buffer
+    assert replies == [b"OK" if body == b"+OK\r\n" else [b"subscribe", b"chn", 1]
+                       for kind, body in sent if kind == "reply"]
+    _, missing = table.lookup([i.decode() for i in kept], bytearray(4 * len(kept)))
+    assert {kept[p] for p in missing} == set(named)
+
+
+def test_a_flush_notice_stops_the_reading_there_and_errors_are_replies():
+    table = native.ItemCache(4, 4)
+    stream = notice([PREFIX + b"{i:1.0}:a"]) + b"-ERR nope\r\n" + notice(None) + notice([PREFIX + b"{i:1.0}:b"])
+    consumed, changed, replies = table.apply_notices(stream, PREFIX, redis.ResponseError)
+    assert changed is None and consumed == len(stream) - len(notice([PREFIX + b"{i:1.0}:b"]))
+    assert len(replies) == 1 and isinstance(replies[0], redis.ResponseError) and str(replies[0]) == "ERR nope"
+    with pytest.raises(ValueError, match="not a string"):
+        table.apply_notices(b">2\r\n$10\r\ninvalidate\r\n*1\r\n:5\r\n", PREFIX, redis.ResponseError)
