@@ -79,7 +79,8 @@ def load_store(redis_url: str, data: Path, users: int) -> tuple[list[str], float
     writer = FeatureWriter(client, config)
     for start in range(0, len(events), 200):
         writer.apply(events[start:start + 200])
-    return chosen, end, f"catalog of {len(items):,} items, {len(rows):,} events"
+    return chosen, end, (f"catalog of {len(items):,} items, {len(rows):,} events, none written during the run (the "
+                         f"reader's item cache keeps every record it read)")
 
 
 def run_rate(url: str, users: list[str], end: float, rate: float, seconds: float
