@@ -7,7 +7,7 @@ Each event is a `like` on its own item, so it is visible the moment `item_likes`
 POST one event per call at a fixed rate; a watcher polls FeatureReader for the pending items every 2 ms. Two
 event-source settings are measured:
 
-- the stage config (dev: batch size 100, batching window 1 s), what the CDK event source mapping deploys;
+- the stage config (`feature_writer.batch_size` and `batching_window_s`), what the CDK event source mapping deploys;
 - batch size 10, no batching window: the lowest-latency setting AWS allows (a batch size above 10 requires a
   batching window of at least 1 s).
 
