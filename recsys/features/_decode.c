@@ -1145,6 +1145,14 @@ static void cache_clear(ItemCache *self) {
     self->count = self->hand = 0;
 }
 
+/* Drops the record of `key` if kept; returns whether it was. */
+static int cache_forget(ItemCache *self, const char *key, Py_ssize_t size) {
+    Py_ssize_t at = size > CACHE_KEY_MAX ? -1 : cache_find(self, key_hash(key, size), key, size);
+    if (at >= 0)
+        cache_remove(self, at);
+    return at >= 0;
+}
+
 /* An id's UTF-8 bytes: a str, or bytes as the server names keys. NULL with an exception set if neither. */
 static const char *id_bytes(PyObject *id, Py_ssize_t *size) {
     if (PyUnicode_Check(id))
@@ -1361,11 +1369,7 @@ static PyObject *ItemCache_forget(ItemCache *self, PyObject *ids) {
             Py_DECREF(items);
             return NULL;
         }
-        Py_ssize_t at = size > CACHE_KEY_MAX ? -1 : cache_find(self, key_hash(key, size), key, size);
-        if (at >= 0) {
-            cache_remove(self, at);
-            forgotten++;
-        }
+        forgotten += cache_forget(self, key, size);
     }
     Py_DECREF(items);
     return PyLong_FromSsize_t(forgotten);
@@ -1456,11 +1460,7 @@ static PyObject *ItemCache_apply_notices(ItemCache *self, PyObject *args) {
                 goto done;
             }
             Py_DECREF(name);
-            if (id_size <= CACHE_KEY_MAX) {
-                Py_ssize_t slot = cache_find(self, key_hash(id, id_size), id, id_size);
-                if (slot >= 0)
-                    cache_remove(self, slot);
-            }
+            cache_forget(self, id, id_size);
         }
         at = state.at;
     }

@@ -87,9 +87,14 @@ def bucket_tags(entity: str) -> tuple[str, ...]:
     return tuple(tags)
 
 
+def bucket_tag(entity: str, entity_id: str) -> str:
+    """The hash tag of an item's ("i") or a creator's ("c") keys."""
+    return bucket_tags(entity)[key_bucket(entity_id)]
+
+
 def item_key(item_id: str, part: str) -> str:
     """An item's key other than its record (its metadata, its dedupe markers)."""
-    return f"{PREFIX}:{{{bucket_tags('i')[key_bucket(item_id)]}}}:{item_id}:{part}"
+    return f"{PREFIX}:{{{bucket_tag('i', item_id)}}}:{item_id}:{part}"
 
 
 def user_key(user_id: str, part: str) -> str:
@@ -105,7 +110,7 @@ def creator_id(creator_hash: int) -> str:
 def creator_key(creator_hash: int, part: str) -> str:
     """A creator's key other than its record (its dedupe markers)."""
     creator = creator_id(creator_hash)
-    return f"{PREFIX}:{{{bucket_tags('c')[key_bucket(creator)]}}}:{creator}:{part}"
+    return f"{PREFIX}:{{{bucket_tag('c', creator)}}}:{creator}:{part}"
 
 
 def seen_part(timestamp: float) -> str:
@@ -187,7 +192,7 @@ class RecordLayout:
 
     def key(self, entity_id: str) -> str:
         """The record key of an item id (or of a creator's `creator_id`)."""
-        return f"{self.key_prefix}{{{bucket_tags(self.tag_entity)[key_bucket(entity_id)]}}}:{entity_id}"
+        return f"{self.key_prefix}{{{bucket_tag(self.tag_entity, entity_id)}}}:{entity_id}"
 
     def key_affixes(self) -> tuple[tuple[bytes, ...], bytes]:
         """What the native MGET packer joins into `key(id)`: each bucket's UTF-8 bytes before the id, and the bytes

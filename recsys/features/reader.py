@@ -758,25 +758,22 @@ class _Conversation:
 
     def __init__(self, scratch: _NativeReplies | None) -> None:
         self._scratch = scratch
-        self._by_client: dict[int, _Exchange] = {}
-        self._taken: list[tuple[redis.ConnectionPool, redis.connection.AbstractConnection]] = []
+        self._by_pool: dict[int, tuple[redis.ConnectionPool, _Exchange]] = {}
 
     @property
     def exchanges(self) -> list[_Exchange]:
-        return list(self._by_client.values())
+        return [exchange for _, exchange in self._by_pool.values()]
 
     def on(self, client: redis.Redis) -> _Exchange:
-        exchange = self._by_client.get(id(client))
-        if exchange is None:
-            pool = client.connection_pool
-            connection = pool.get_connection()
-            self._taken.append((pool, connection))
-            exchange = self._by_client[id(client)] = _Exchange(connection, self._scratch)
-        return exchange
+        pool = client.connection_pool
+        taken = self._by_pool.get(id(pool))
+        if taken is None:
+            taken = self._by_pool[id(pool)] = (pool, _Exchange(pool.get_connection(), self._scratch))
+        return taken[1]
 
     def release(self) -> None:
-        for pool, connection in self._taken:
-            pool.release(connection)
+        for pool, exchange in self._by_pool.values():
+            pool.release(exchange.connection)
 
 
 class _Exchange:
