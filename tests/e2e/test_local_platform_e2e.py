@@ -19,7 +19,7 @@ import pytest
 from recsys import aws
 from recsys.config import CHAMPION_VARIANT, StageConfig
 from recsys.events import Event
-from recsys.local.services import LocalPlatform, reset_moto
+from recsys.local.services import LocalPlatform
 
 REPLAYED = 400
 
@@ -135,7 +135,7 @@ E2E_STAGES: list[Callable[[E2E], None]] = [
 def e2e(local_platform, spark, stage_config, tmp_path_factory):
     import redis
 
-    reset_moto(local_platform.moto.url)
+    local_platform.reset_aws()
     redis.Redis.from_url(local_platform.valkey.url).flushall()
     state = E2E(stage_config, local_platform, tmp_path_factory.mktemp("e2e"), spark)
     try:
