@@ -20,6 +20,7 @@ from recsys import aws
 from recsys.config import CHAMPION_VARIANT, StageConfig
 from recsys.events import Event
 from recsys.local.services import LocalPlatform
+from tests.delivery import receive
 
 REPLAYED = 400
 
@@ -234,9 +235,7 @@ def test_the_model_is_registered_and_deployed_as_champion(e2e):
 
 
 def test_on_call_is_notified_of_the_deployment(e2e):
-    messages = aws.client("sqs").receive_message(QueueUrl=e2e.oncall_queue, WaitTimeSeconds=1,
-                                                 MaxNumberOfMessages=10).get("Messages", [])
-    envelopes = [json.loads(m["Body"]) for m in messages]
+    envelopes = [json.loads(m["Body"]) for m in receive(e2e.oncall_queue, 1, settle_s=0.5)]
     (envelope,) = envelopes
     assert envelope["Subject"].endswith(f"deployed {e2e.run.model_version}")
     assert json.loads(envelope["Message"])["gate"]["passed"] is True
