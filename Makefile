@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 NATIVE_STAMP := $(VENV)/.native-decoder
 STAGE ?= dev
 PYTEST_ARGS ?=
-# LocalStack (docs/localstack.md): its own Python 3.13 venv and its own cdklocal, apart from the platform's pins.
+# LocalStack (docs/deploy.md): its own Python 3.13 venv and its own cdklocal, apart from the platform's pins.
 LOCALSTACK_DIR := .localstack
 LOCALSTACK_VENV := $(LOCALSTACK_DIR)/venv
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
@@ -27,7 +27,7 @@ LOCALSTACK_TESTS ?= tests/integration tests/e2e tests/localstack
 help:
 	@echo "make demo   - set up and run the local platform end to end"
 	@echo "make test   - set up and run every test tier (benchmarks excluded): on moto, then on LocalStack"
-	@echo "make localstack-up / localstack-down - run LocalStack on the host (docs/localstack.md)"
+	@echo "make localstack-up / localstack-down - run LocalStack on the host (docs/deploy.md)"
 	@echo "make deploy-smoke - cdklocal deploy --all of the LocalStack profile, then check what it created"
 	@echo "make images - build every container image without Docker (buildah) and run its contract"
 	@echo "make up / make down / make status - keep the local services running, stop them, show them"
