@@ -21,6 +21,10 @@ import boto3
 from botocore.config import Config
 
 _RETRIES = {"max_attempts": 5, "mode": "adaptive"}
+DEFAULT_READ_TIMEOUT_S = 10.0
+# Services whose calls may take longer than the default to answer: a PutMetricData of 1,000 datums (the API's
+# limit, recsys.monitoring.metrics) takes LocalStack over 10 s.
+READ_TIMEOUTS_S = {"cloudwatch": 60.0}
 TARGET_VARIABLE = "RECSYS_AWS_TARGET"
 LOCALSTACK = "localstack"
 DEFAULT_LOCALSTACK_HOST = "localhost:4566"
@@ -77,9 +81,16 @@ def _client(service: str, endpoint: str | None, region_name: str, connect_timeou
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region_name, config=config)
 
 
-def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> Any:
-    """A cached boto3 client for `service`, pointed at the configured target."""
-    return _client(service, endpoint_for(service), region(), connect_timeout, read_timeout)
+def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float | None = None) -> Any:
+    """A cached boto3 client for `service`, pointed at the configured target; `read_timeout` defaults to the
+    service's entry in READ_TIMEOUTS_S, else DEFAULT_READ_TIMEOUT_S."""
+    timeout = read_timeout if read_timeout is not None else READ_TIMEOUTS_S.get(service, DEFAULT_READ_TIMEOUT_S)
+    return _client(service, endpoint_for(service), region(), connect_timeout, timeout)
+
+
+def account_id() -> str:
+    """The account the target answers for: moto's 123456789012, LocalStack's 000000000000, or the caller's."""
+    return client("sts").get_caller_identity()["Account"]
 
 
 def reset_clients() -> None:

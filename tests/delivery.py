@@ -37,3 +37,19 @@ def receive(queue_url: str, count: int, *, timeout_s: float = DEADLINE_S, settle
             messages += batch
             sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
+def wait_for_messages(queue_url: str, count: int, *, timeout_s: float = DEADLINE_S) -> None:
+    """Until `queue_url` holds at least `count` messages, visible or in flight, e.g. before a test runs the local
+    event source over what was just published. Fails the test at the deadline."""
+    sqs = aws.client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = time.monotonic() + timeout_s
+    held = 0
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        held = sum(int(attributes[name]) for name in names)
+        if held >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{queue_url} holds {held} messages after {timeout_s:.0f} s, expected {count}")

@@ -41,6 +41,8 @@ def test_buckets_are_encrypted_private_and_reachable_over_the_local_plain_http_e
 
 
 def test_ssl_only_policy_applies_to_tls_endpoints(monkeypatch):
+    for name in ("RECSYS_AWS_TARGET", "AWS_ENDPOINT_URL_S3"):  # the LocalStack tier's routing
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.test")
     assert enforces_tls()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")

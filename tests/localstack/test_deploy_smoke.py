@@ -24,6 +24,7 @@ STACK_ORDER = ("foundation", "network", "batch", "realtime", "serving", "recomme
 @pytest.fixture(scope="module")
 def deployed(local_platform, stage_config, repo_root, tmp_path_factory):
     """Bootstrap, then deploy every stack of the profile; the assembly directory and the CloudFormation client."""
+    local_platform.reset_aws()  # the tests before leave resources with the stacks' names
     url = local_platform.localstack.url
     env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url, "AWS_ACCESS_KEY_ID": "test",
            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": stage_config.region, "AWS_DEFAULT_REGION": stage_config.region}

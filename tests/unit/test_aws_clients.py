@@ -78,3 +78,10 @@ def test_an_unknown_target_is_refused_by_name(monkeypatch):
     monkeypatch.setenv("RECSYS_AWS_TARGET", "moto")
     with pytest.raises(aws.TargetError, match="RECSYS_AWS_TARGET: expected 'localstack' or unset, got 'moto'"):
         aws.client("s3")
+
+
+def test_cloudwatch_clients_wait_longer_for_an_answer(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4999")
+    assert aws.client("cloudwatch").meta.config.read_timeout == aws.READ_TIMEOUTS_S["cloudwatch"] == 60.0
+    assert aws.client("sqs").meta.config.read_timeout == aws.DEFAULT_READ_TIMEOUT_S
+    assert aws.client("sqs", read_timeout=3.0).meta.config.read_timeout == 3.0

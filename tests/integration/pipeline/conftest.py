@@ -99,7 +99,8 @@ def pipeline(local_resources, pipeline_config: StageConfig, pipeline_template) -
     machine = aws.client("stepfunctions").create_state_machine(
         name=names.state_machine,
         definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/pipeline-test",
+        # The target's own account: LocalStack runs a state machine's SDK tasks as its role, in the role's account.
+        roleArn=f"arn:aws:iam::{aws.account_id()}:role/pipeline-test",
     )["stateMachineArn"]
 
     s3 = aws.client("s3")
