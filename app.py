@@ -3,7 +3,7 @@
 
 Every stack is built from `recsys.config.load_stage(stage)`; cdk-nag checks each synth, which fails on any
 unacknowledged finding. No AWS call is made at synth time: no credentials and no Docker are needed.
-`-c localstack=true` writes the LocalStack profile of the same app (stacks/localstack.py, docs/localstack.md).
+`-c localstack=true` writes the LocalStack profile of the same app (stacks/localstack.py, docs/deploy.md).
 """
 
 from __future__ import annotations

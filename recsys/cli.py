@@ -2,7 +2,7 @@
 
 - `demo`: the local platform end to end (what `make demo` runs);
 - `up` / `down` / `status`: keep the local services running between commands;
-- `localstack-up` / `localstack-down`: LocalStack on the host, the second local AWS target (docs/localstack.md);
+- `localstack-up` / `localstack-down`: LocalStack on the host, the second local AWS target (docs/deploy.md);
 - `import`: import a Personalize-format CSV folder into the data lake;
 - `evaluate`: the offline evaluation report (docs/evaluation.md);
 - `batch-recommend`: batch recommendations, JSON lines of users -> JSON lines of recommendations (S3 or local);

@@ -1,6 +1,6 @@
 """The LocalStack profile of the app (`-c localstack=true`): the same stacks, less what LocalStack cannot run.
 
-    npx cdklocal deploy --all -c stage=dev -c localstack=true      (make deploy-smoke; docs/localstack.md)
+    npx cdklocal deploy --all -c stage=dev -c localstack=true      (make deploy-smoke; docs/deploy.md)
 
 The app is built and checked (cdk-nag) exactly as for AWS; after synthesis `apply_profile` rewrites the cloud
 assembly it wrote:

@@ -113,5 +113,6 @@ class BootstrapModel(Construct):
         acknowledge(
             framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy").node.default_child,
             f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
-            "CDK's Provider framework may invoke the seeding function and its versions (ARN:*); it invokes nothing else.",
+            "CDK's Provider framework may invoke the seeding function and its versions (ARN:*); it invokes nothing "
+            "else.",
         )

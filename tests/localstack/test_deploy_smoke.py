@@ -26,8 +26,9 @@ def deployed(local_platform, stage_config, repo_root, tmp_path_factory):
     """Bootstrap, then deploy every stack of the profile; the assembly directory and the CloudFormation client."""
     local_platform.reset_aws()  # the tests before leave resources with the stacks' names
     url = local_platform.localstack.url
+    region = stage_config.region
     env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url, "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": stage_config.region, "AWS_DEFAULT_REGION": stage_config.region}
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     outdir = tmp_path_factory.mktemp("cdk-localstack")
     log = outdir / "cdklocal.log"
     context = ["-c", f"stage={stage_config.stage}", "-c", "localstack=true"]

@@ -168,8 +168,8 @@ def build(asset: dict) -> ImageResult:
     if asset.get("platform"):
         result.notes.append(f"deployed for {asset['platform']}; built here for this machine's CPU")
     started = time.monotonic()
-    argv = ["buildah", "bud", "--runtime", RUNTIME, "--pull=never", "--isolation", "chroot", "--layers", *build_mounts(),
-            "-f", str(dockerfile), "-t", result.tag]
+    argv = ["buildah", "bud", "--runtime", RUNTIME, "--pull=never", "--isolation", "chroot", "--layers",
+            *build_mounts(), "-f", str(dockerfile), "-t", result.tag]
     for name, value in asset["build_args"].items():
         argv += ["--build-arg", f"{name}={value}"]
     log = WORK / f"{result.name}.build.log"

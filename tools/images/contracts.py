@@ -57,7 +57,7 @@ def _config(tag: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def container(tag: str, args: list[str], *, volumes: dict[str, str] = {}, env: dict[str, str] = {},
+def container(tag: str, args: list[str], *, volumes: dict[str, str] | None = None, env: dict[str, str] | None = None,
               log: Path | None = None) -> Iterator[subprocess.Popen]:
     """The image's ENTRYPOINT + `args` (or its CMD), running until the block ends."""
     config = _config(tag)
@@ -65,9 +65,9 @@ def container(tag: str, args: list[str], *, volumes: dict[str, str] = {}, env: d
     name = subprocess.run(["buildah", "from", "--pull=never", tag], check=True, capture_output=True,
                           text=True).stdout.strip()
     argv = ["buildah", "run", "--runtime", RUNTIME, "--network", "host"]
-    for source, target in volumes.items():
+    for source, target in (volumes or {}).items():
         argv += ["-v", f"{source}:{target}"]
-    for key, value in env.items():
+    for key, value in (env or {}).items():
         argv += ["-e", f"{key}={value}"]
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen([*argv, name, "--", *command], stdout=out, stderr=subprocess.STDOUT)
