@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_RETRIES = {"max_attempts": 5, "mode": "adaptive"}
+MAX_ATTEMPTS = 5
 
 
 def endpoint_for(service: str) -> str | None:
@@ -34,14 +34,18 @@ def region() -> str:
 
 
 @lru_cache(maxsize=None)
-def _client(service: str, endpoint: str | None, region_name: str, connect_timeout: float, read_timeout: float) -> Any:
-    config = Config(retries=_RETRIES, connect_timeout=connect_timeout, read_timeout=read_timeout)
+def _client(service: str, endpoint: str | None, region_name: str, connect_timeout: float, read_timeout: float,
+            max_attempts: int) -> Any:
+    config = Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}, connect_timeout=connect_timeout,
+                    read_timeout=read_timeout)
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region_name, config=config)
 
 
-def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> Any:
-    """A cached boto3 client for `service`, pointed at the configured target."""
-    return _client(service, endpoint_for(service), region(), connect_timeout, read_timeout)
+def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float = 10.0,
+           max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """A cached boto3 client for `service`, pointed at the configured target. A request path that must not wait
+    on a stalled service passes short timeouts and fewer attempts."""
+    return _client(service, endpoint_for(service), region(), connect_timeout, read_timeout, max_attempts)
 
 
 def reset_clients() -> None:
