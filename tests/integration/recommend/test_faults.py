@@ -1,12 +1,13 @@
-"""A stalled or dead store never stalls the recommend API: its breaker opens, answers come at once, degraded,
-and full; half-open trials find the store back within about a second.
+"""A stalled or dead store or endpoint never stalls the recommend API: its breaker opens, answers come at once,
+degraded and full; half-open trials find it back within about a second of its return.
 
-A Valkey server of its own (SIGSTOP stalls it, as a hung node would), the real recommend API over HTTP, the
-inference server; requests go out from several threads at once, as several clients would.
+A Valkey server and an inference server of their own (SIGSTOP stalls a process, as a hung node would), the real
+recommend API over HTTP; requests go out from several threads at once, as several clients would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from containers.inference.server import start_local_server
 from recsys.features import ItemCatalog
 from recsys.local.http_api import post_json
 from recsys.local.services import start_valkey
@@ -90,3 +92,32 @@ def test_a_dead_store_fails_fast_and_a_filter_never_read_is_a_503_not_a_5xx_stac
     assert status == 503 and body["message"] == "filters: the filter store is unavailable; retry later"
     status, body = post_json(api.url + "/filters/list", {})
     assert status == 503 and body["message"] == "filters: the filter store is unavailable; retry later"
+
+
+@pytest.fixture
+def own_inference(rec_model_dir):
+    url, stop = start_local_server(rec_model_dir, workers=1)
+    yield url, stop.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(stop.pid, signal.SIGCONT)
+    stop()
+
+
+def test_a_stalled_endpoint_falls_back_and_serves_again_within_seconds_of_its_return(
+        own_valkey, own_inference, rec_model_dir, dataset_end):
+    url, pid = own_inference
+    with serve_recommend_api(rec_model_dir, scoring_url=url, redis_url=own_valkey.url) as api:
+        breaker = api.recommender.backends.scorer.breaker
+        assert ask(api, 0, dataset_end)[1]["degraded"] is False
+        os.killpg(pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda n: ask(api, n, dataset_end), range(30)))
+        assert all(status == 200 and len(body["itemList"]) == 10 for status, body, _ in answers)
+        reasons = {reason for _, body, _ in answers for reason in body["degradedReasons"]}
+        assert reasons <= {"endpoint_timeout", "endpoint_circuit_open"} and "endpoint_circuit_open" in reasons
+        os.killpg(pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        while ask(api, 0, dataset_end)[1]["degraded"] and time.monotonic() - resumed < 10.0:
+            time.sleep(0.05)
+        # within a few of the breaker's 1 s resets (the server first answers the stale calls it queued)
+        assert time.monotonic() - resumed < 5.0 and breaker.state == CLOSED
