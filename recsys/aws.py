@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_RETRIES = {"max_attempts": 5, "mode": "adaptive"}
+MAX_ATTEMPTS = 5
 DEFAULT_READ_TIMEOUT_S = 10.0
 # Services whose calls may take longer than the default to answer: a PutMetricData of 1,000 datums (the API's
 # limit, recsys.monitoring.metrics) takes LocalStack over 10 s.
@@ -76,16 +76,20 @@ def region() -> str:
 
 
 @lru_cache(maxsize=None)
-def _client(service: str, endpoint: str | None, region_name: str, connect_timeout: float, read_timeout: float) -> Any:
-    config = Config(retries=_RETRIES, connect_timeout=connect_timeout, read_timeout=read_timeout)
+def _client(service: str, endpoint: str | None, region_name: str, connect_timeout: float, read_timeout: float,
+            max_attempts: int) -> Any:
+    config = Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}, connect_timeout=connect_timeout,
+                    read_timeout=read_timeout)
     return boto3.session.Session().client(service, endpoint_url=endpoint, region_name=region_name, config=config)
 
 
-def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float | None = None) -> Any:
-    """A cached boto3 client for `service`, pointed at the configured target; `read_timeout` defaults to the
-    service's entry in READ_TIMEOUTS_S, else DEFAULT_READ_TIMEOUT_S."""
+def client(service: str, *, connect_timeout: float = 2.0, read_timeout: float | None = None,
+           max_attempts: int = MAX_ATTEMPTS) -> Any:
+    """A cached boto3 client for `service`, pointed at the configured target. A request path that must not wait
+    on a stalled service passes short timeouts and fewer attempts; `read_timeout` defaults to the service's entry
+    in READ_TIMEOUTS_S, else DEFAULT_READ_TIMEOUT_S."""
     timeout = read_timeout if read_timeout is not None else READ_TIMEOUTS_S.get(service, DEFAULT_READ_TIMEOUT_S)
-    return _client(service, endpoint_for(service), region(), connect_timeout, timeout)
+    return _client(service, endpoint_for(service), region(), connect_timeout, timeout, max_attempts)
 
 
 def account_id() -> str:

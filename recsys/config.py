@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 
+from recsys.inputs import MAX_ID_CHARS, MAX_PROPERTY_CHARS, MIN_TIME_S
+
 PROJECT = "recsys"
 STAGES = ("dev", "prod")
 DEFAULT_STAGE = "dev"
@@ -87,12 +89,21 @@ class EventTrackerConfig:
     max_id_chars: int = 256
     max_property_value_chars: int = 1024
     # sent_at must lie in [min_sent_at_s, now + max_clock_skew_s]: catches milliseconds and broken clocks.
+    # The default is the platform's earliest time (recsys.inputs), so history of any era can be replayed.
     max_clock_skew_s: int = 15 * 60
-    min_sent_at_s: float = 946_684_800.0  # 2000-01-01T00:00:00Z
+    min_sent_at_s: float = MIN_TIME_S
     max_metadata_records_per_call: int = 100
     throttle_rate_per_s: int = 1000
     throttle_burst: int = 2000
     function: LambdaConfig = field(default_factory=LambdaConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_id_chars <= MAX_ID_CHARS:
+            raise ValueError(f"event_tracker.max_id_chars: must be 1..{MAX_ID_CHARS}, got {self.max_id_chars}")
+        if not 1 <= self.max_property_value_chars <= MAX_PROPERTY_CHARS:
+            raise ValueError(f"event_tracker.max_property_value_chars: must be 1..{MAX_PROPERTY_CHARS}")
+        if self.min_sent_at_s < MIN_TIME_S:
+            raise ValueError(f"event_tracker.min_sent_at_s: must be >= {MIN_TIME_S} (the platform's earliest time)")
 
 
 @dataclass(frozen=True)
@@ -521,14 +532,23 @@ class RecommendConfig:
     exploration_weight: float = 0.1
     exploration_item_age_cutoff_days: float = 30.0
     max_candidates: int = 1000
+    # A list or shelf whose candidates the filter and the blender's rules thin out draws more, up to this many
+    # items of the catalogue (its popularity ranking), before it is answered short (see the README).
+    max_list_supply: int = 20_000
     default_num_results: int = 25
     max_num_results: int = 500
     max_rank_items: int = 1000  # items a personalized-ranking request may send
     # Scoring: a call slower than this is abandoned and the fallback ranking answers (degraded).
     endpoint_timeout_ms: int = 200
-    # Circuit breaker: this many consecutive failures open it; after reset_s one trial call is let through.
+    # Circuit breaker: this many consecutive failures open it; after reset_s one trial call is let through
+    # (and another every reset_s while it fails), so an endpoint that comes back serves within reset_s.
     breaker_failures: int = 5
-    breaker_reset_s: float = 30.0
+    breaker_reset_s: float = 1.0
+    # The stores (Redis / MemoryDB, the online Feature Store): a read slower than store_timeout_ms fails, and each
+    # store has a breaker like the endpoint's, so that a stalled store costs a request nothing while it is open.
+    store_timeout_ms: int = 150
+    store_breaker_failures: int = 2
+    store_breaker_reset_s: float = 1.0
     # Sticky A/B assignment of users to endpoint production variants (hash of user and experiment); empty: the
     # endpoint's own variants and weights (StageConfig.serving.variants), the one source of truth.
     experiment: str = "ranker"
@@ -547,8 +567,10 @@ class RecommendConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.exploration_weight < 1:
             raise ValueError(f"recommend.exploration_weight: must lie in [0, 1), got {self.exploration_weight!r}")
-        for name in ("exploration_item_age_cutoff_days", "max_candidates", "default_num_results", "max_num_results",
+        for name in ("exploration_item_age_cutoff_days", "max_candidates", "max_list_supply", "default_num_results",
+                     "max_num_results",
                      "max_rank_items", "endpoint_timeout_ms", "breaker_failures", "breaker_reset_s",
+                     "store_timeout_ms", "store_breaker_failures", "store_breaker_reset_s",
                      "impression_ttl_s", "impressions_per_item"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"recommend.{name}: must be > 0, got {getattr(self, name)!r}")

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from recsys.inputs import MAX_PROPERTY_CHARS, MAX_TIME_S, MIN_TIME_S, finite_number, id_problem, parse_time, text_problem
+
 # Event types the platform understands. Others are accepted as-is by the
 # importer (Personalize allows any EVENT_TYPE) but carry no special meaning.
 VIEW = "view"
@@ -80,6 +82,11 @@ class Event:
 _EVENT_FIELDS = tuple(f.name for f in fields(Event))
 
 
+# Event time bounds, in unix seconds: the platform's time range (recsys.inputs).
+MIN_TIMESTAMP = MIN_TIME_S
+MAX_TIMESTAMP = MAX_TIME_S
+
+
 class InvalidEvent(ValueError):
     """A record is not a valid canonical event; the message names the field."""
 
@@ -89,55 +96,54 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-# Event time bounds: 2000-01-01 and 2100-01-01, in unix seconds.
-MIN_TIMESTAMP = 946_684_800.0
-MAX_TIMESTAMP = 4_102_444_800.0
-
-
-def _require_str(data: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+def _text(data: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
     value = data.get(name)
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidEvent(name, "required non-empty string" if not optional else "must be a non-empty string")
-    if len(value) > 256:
-        raise InvalidEvent(name, "longer than 256 characters")
+    problem = id_problem(value)
+    if problem:
+        raise InvalidEvent(name, "is required" if value is None else problem)
     return value
 
 
 def _number(data: dict[str, Any], name: str, *, optional: bool) -> float | None:
     value = data.get(name)
-    if value is None:
-        if optional:
-            return None
-        raise InvalidEvent(name, "required number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+    if value is None and optional:
+        return None
+    number = finite_number(value)
+    if number is None:
         raise InvalidEvent(name, "must be a finite number")
-    return float(value)
+    return number
 
 
 def parse_event_record(data: Any) -> Event:
     """Validate a canonical event record (as carried on SNS/SQS/Firehose) and decode it.
 
-    Raises InvalidEvent naming the first bad field.
+    The rules are the platform's input rules (`recsys.inputs`), as the tracker applies them to client input, so
+    every event the tracker accepts passes here. Raises InvalidEvent naming the first bad field.
     """
     if not isinstance(data, dict):
         raise InvalidEvent("record", "must be a JSON object")
-    event_id = _require_str(data, "event_id")
-    user_id = _require_str(data, "user_id")
-    event_type = _require_str(data, "event_type")
-    item_id = _require_str(data, "item_id", optional=True)
-    timestamp = _number(data, "timestamp", optional=False)
-    if not MIN_TIMESTAMP <= timestamp < MAX_TIMESTAMP:
-        raise InvalidEvent("timestamp", "must be unix seconds between 2000 and 2100")
+    event_id = _text(data, "event_id")
+    user_id = _text(data, "user_id")
+    event_type = _text(data, "event_type")
+    item_id = _text(data, "item_id", optional=True)
+    raw_time = data.get("timestamp")
+    if isinstance(raw_time, str):
+        raise InvalidEvent("timestamp", "must be unix seconds (a number)")
+    timestamp, problem = parse_time(raw_time)
+    if problem:
+        raise InvalidEvent("timestamp", problem)
     event_value = _number(data, "event_value", optional=True)
     received_at = _number(data, "received_at", optional=True)
     impression = data.get("impression") or []
-    if not isinstance(impression, list) or not all(isinstance(i, str) for i in impression):
-        raise InvalidEvent("impression", "must be a list of item id strings")
+    if not isinstance(impression, list) or any(id_problem(i) for i in impression):
+        raise InvalidEvent("impression", "must be a list of item ids")
     properties = data.get("properties") or {}
-    if not isinstance(properties, dict) or not all(isinstance(v, str) for v in properties.values()):
-        raise InvalidEvent("properties", "must be an object of string values")
+    if not isinstance(properties, dict) or any(
+        id_problem(k) or text_problem(v, MAX_PROPERTY_CHARS, free_text=True) for k, v in properties.items()
+    ):
+        raise InvalidEvent("properties", "must be an object of id keys and text values")
     return Event(
         event_id=event_id,
         user_id=user_id,
@@ -145,10 +151,10 @@ def parse_event_record(data: Any) -> Event:
         timestamp=timestamp,
         item_id=item_id,
         event_value=event_value,
-        session_id=_require_str(data, "session_id", optional=True),
-        recommendation_id=_require_str(data, "recommendation_id", optional=True),
+        session_id=_text(data, "session_id", optional=True),
+        recommendation_id=_text(data, "recommendation_id", optional=True),
         impression=tuple(impression),
-        properties={str(k): v for k, v in properties.items()},
+        properties=dict(properties),
         received_at=received_at,
     )
 

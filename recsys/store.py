@@ -45,19 +45,30 @@ RETRIES = 2
 Store = redis.Redis | RedisCluster
 
 
-def redis_from_env() -> Store:
-    """A client of the feature store named by the environment (see the module docstring)."""
-    options: dict[str, Any] = {
-        "socket_timeout": SOCKET_TIMEOUT_S,
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+def _options(timeout_s: float, retries: int) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": min(timeout_s, CONNECT_TIMEOUT_S),
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
-        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), RETRIES),
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries),
     }
+
+
+def redis_from_url(url: str, *, cluster: bool = False, timeout_s: float = SOCKET_TIMEOUT_S,
+                   retries: int = RETRIES) -> Store:
+    """A client of the node (or cluster) at `url`, with the platform's timeouts and retries."""
+    options = _options(timeout_s, retries)
+    return RedisCluster.from_url(url, **options) if cluster else redis.Redis.from_url(url, **options)
+
+
+def redis_from_env(*, timeout_s: float = SOCKET_TIMEOUT_S, retries: int = RETRIES) -> Store:
+    """A client of the feature store named by the environment (see the module docstring). A request path that
+    must not wait on a stalled store (the recommend API) passes a shorter `timeout_s` and fewer `retries`."""
     url = os.environ.get("RECSYS_REDIS_URL")
     if url:
-        if _flag("RECSYS_REDIS_CLUSTER", default=False):
-            return RedisCluster.from_url(url, **options)
-        return redis.Redis.from_url(url, **options)
+        return redis_from_url(url, cluster=_flag("RECSYS_REDIS_CLUSTER", default=False), timeout_s=timeout_s,
+                              retries=retries)
+    options = _options(timeout_s, retries)
     endpoint = os.environ.get("MEMORYDB_ENDPOINT")
     if not endpoint:
         raise RuntimeError("no feature store configured: set RECSYS_REDIS_URL (local) or MEMORYDB_ENDPOINT (AWS)")

@@ -351,7 +351,8 @@ def _free_port() -> int:
 
 def start_local_server(model_dir: str | Path, port: int | None = None, *, workers: int | None = None,
                        ranker: str | None = None, timeout_s: float = 60.0):
-    """Run `serve` as a separate process on 127.0.0.1; returns (url, stop) once /ping answers 200."""
+    """Run `serve` as a separate process on 127.0.0.1; returns (url, stop) once /ping answers 200. `stop.pid`
+    is the server's process (and process group) id, for tests and benchmarks that stall or kill it."""
     port = port or _free_port()
     repo_root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "RECSYS_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
@@ -373,6 +374,7 @@ def start_local_server(model_dir: str | Path, port: int | None = None, *, worker
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
+    stop.pid = process.pid  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -88,6 +88,9 @@ class BlendRequest:
     placement_arm: str | None = (
         None  # the user's arm in the placement experiment (assigned upstream, deterministically)
     )
+    # When the candidates cannot fill a shelf otherwise: items "not interested" excluded come last instead of
+    # going (the caller sets it once it has no further candidates to offer, so a feed never runs dry).
+    resurface_excluded: bool = False
 
 
 class PlacedItem(NamedTuple):  # NamedTuple: a page creates hundreds of these and events, and they are cheap

@@ -9,7 +9,8 @@ Order of the rules, for the whole page:
 Then shelf by shelf, top to bottom:
   4. watched titles removed, partly watched moved to continue watching (animated series stay for children);
   5. cross-shelf dedup (items in the top N of a shelf above are removed);
-  6. "not interested" exclusion and demotion;
+  6. "not interested" exclusion and demotion (with `resurface_excluded`, excluded items come after the demoted
+     ones instead of going: the caller's last resort when it has nothing else to fill a shelf with);
   7. boosting (CTR auto-off, caps per shelf and per page);
   8. paid quota per shelf and per page, then franchise spacing, then the shelf's size.
 A shelf left with fewer than `shelves.min_items` is hidden. Every change is a RuleEvent; every shown item
@@ -209,7 +210,7 @@ class _Blender:
                 shelf_id, order, self.boosts, self.request.ctr, self.config.boost, state.boosts_used
             )
             events.extend(boost_events)
-        priority = eligible + demoted
+        priority = eligible + demoted  # demoted: after every eligible item (resurfaced ones are demoted too)
         if boosted:
             chosen = set(boosted)
             by_id = {c.item_id: c for c in priority}
@@ -240,7 +241,8 @@ class _Blender:
     ) -> tuple[list[Candidate], list[Candidate]]:
         """Banner dedup, watched, cross-shelf dedup and "not interested", item by item in ML order.
 
-        Returns the eligible items and the demoted ones (both in ML order); records tags and events.
+        Returns the eligible items and the demoted ones (in ML order; resurfaced excluded items last); records
+        tags and events.
         """
         config = self.config
         dedup = config.dedup.top_n > 0 and kind not in config.dedup.exempt_kinds
@@ -250,6 +252,7 @@ class _Blender:
         append = events.append
         eligible: list[Candidate] = []
         demoted: list[Candidate] = []
+        resurfaced: list[Candidate] = []
         seen: set[str] = set()
         for index, candidate in enumerate(ranked):
             item_id = candidate.item_id
@@ -280,7 +283,12 @@ class _Blender:
             if item_id in exposures:
                 verdict = self.exposure_verdict(item_id)
                 if verdict == not_interested.EXCLUDE:
-                    append(RuleEvent(NOT_INTERESTED, "excluded", item_id, shelf_id))
+                    if self.request.resurface_excluded:
+                        resurfaced.append(candidate)
+                        tags[item_id] = tags.get(item_id, ()) + (NOT_INTERESTED,)
+                        append(RuleEvent(NOT_INTERESTED, "resurfaced", item_id, shelf_id))
+                    else:
+                        append(RuleEvent(NOT_INTERESTED, "excluded", item_id, shelf_id))
                     continue
                 if verdict == not_interested.DEMOTE:
                     append(RuleEvent(NOT_INTERESTED, "demoted", item_id, shelf_id))
@@ -288,7 +296,7 @@ class _Blender:
                     demoted.append(candidate)
                     continue
             eligible.append(candidate)
-        return eligible, demoted
+        return eligible, demoted + resurfaced
 
     def exposure_verdict(self, item_id: str) -> str:
         """Memoised: an item recurs across shelves, its history is judged once per page."""

@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from recsys.events import MAX_TIMESTAMP, MIN_TIMESTAMP
+from recsys.inputs import TIME_RANGE_TEXT, bad_char, describe_char
 
 SCHEMA_DIR = Path(__file__).with_name("schemas")
+# Columns that events and API calls refer to by value: single-line ids (the others are free text).
+IDENTIFIER_COLUMNS = frozenset({"USER_ID", "ITEM_ID", "EVENT_TYPE"})
 NAMESPACE = "com.amazonaws.personalize.schema"
 DATASET_NAMES = ("interactions", "users", "items")
 MULTI_VALUE_SEPARATOR = "|"
@@ -57,7 +60,7 @@ class Range:
 
 # Value rules beyond the type, by column name; a test checks that each name is a column of some schema.
 RANGES: dict[str, Range] = {
-    "TIMESTAMP": Range(MIN_TIMESTAMP, MAX_TIMESTAMP, "unix seconds between 2000-01-01 and 2100-01-01"),
+    "TIMESTAMP": Range(MIN_TIMESTAMP, MAX_TIMESTAMP, f"unix seconds {TIME_RANGE_TEXT}"),
     "AGE": Range(0, 131, "years between 0 and 130"),
     "PRICE": Range(0, None, "a price >= 0"),
     "DURATION": Range(0, None, "seconds >= 0"),
@@ -190,13 +193,12 @@ class FieldSpec:
     def _text(self, text: str) -> str:
         if len(text) > self.max_chars:
             raise FieldError(f"longer than {self.max_chars} characters")
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise FieldError("not valid UTF-8") from None
-        if "\x00" in text:
-            raise FieldError("contains a NUL character")
+        # The platform's rule for ids and free text (recsys.inputs), as the APIs apply it to the same columns.
+        index = bad_char(text, free_text=self.name not in IDENTIFIER_COLUMNS)
+        if index is not None:
+            if "\udc80" <= text[index] <= "\udcff":  # a byte the CSV reader could not decode (surrogateescape)
+                raise FieldError("not valid UTF-8")
+            raise FieldError(f"contains {describe_char(text[index])}, at character {index}")
         return text
 
     def _texts(self, texts: Iterable[str]) -> tuple[str, ...]:

@@ -21,10 +21,11 @@ from typing import Any
 from recsys.batch.spec import CATEGORY_COLUMNS
 from recsys.config import PitFeatureConfig
 from recsys.features import layout, scripts
+from recsys.inputs import MAX_ID_CHARS, id_problem, text_problem
 from recsys.store import Batch, Store
 
 TOPIC_COLUMNS = ("TOPICS", *CATEGORY_COLUMNS)
-MAX_ID_CHARS = 256
+MAX_COLUMN_CHARS = 64 * 1024  # one metadata value, e.g. a description
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
 MIN_UNIX_SECONDS = -5_364_662_400  # 1800-01-01
 MAX_UNIX_SECONDS = 1e11
@@ -106,20 +107,22 @@ class ItemCatalog:
 
     def upsert_items(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Validate every record, then replace each item's metadata; returns how many were written."""
-        parsed = [(ItemMeta.parse(_mapping(r, f"items[{i}]"), f"items[{i}]"), r) for i, r in enumerate(records)]
+        parsed = [(ItemMeta.parse(_mapping(r, f"items[{i}]"), f"items[{i}]"), _columns(r, f"items[{i}]"))
+                  for i, r in enumerate(records)]
         batch = Batch(self.redis)
-        for meta, record in parsed:
+        for meta, columns in parsed:
             keys = [layout.item_key(meta.item_id, "meta"), self.record.key(meta.item_id)]
-            batch.script(scripts.CATALOG_ITEM, keys, [meta.catalog_section(), self.record.size, *_columns(record)])
+            batch.script(scripts.CATALOG_ITEM, keys, [meta.catalog_section(), self.record.size, *columns])
         batch.execute()
         return len(parsed)
 
     def upsert_users(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Validate every record, then replace each user's profile; returns how many were written."""
-        parsed = [(UserProfile.parse(_mapping(r, f"users[{i}]"), f"users[{i}]"), r) for i, r in enumerate(records)]
+        parsed = [(UserProfile.parse(_mapping(r, f"users[{i}]"), f"users[{i}]"), _columns(r, f"users[{i}]"))
+                  for i, r in enumerate(records)]
         batch = Batch(self.redis)
-        for profile, record in parsed:
-            batch.script(scripts.REPLACE_HASH, [layout.user_key(profile.user_id, "profile")], _columns(record))
+        for profile, columns in parsed:
+            batch.script(scripts.REPLACE_HASH, [layout.user_key(profile.user_id, "profile")], columns)
         batch.execute()
         return len(parsed)
 
@@ -130,8 +133,8 @@ def _mapping(record: Any, where: str) -> Mapping[str, Any]:
     return record
 
 
-def _columns(record: Mapping[str, Any]) -> list[str]:
-    """Every non-empty column as (name, text) pairs, flattened."""
+def _columns(record: Mapping[str, Any], where: str) -> list[str]:
+    """Every non-empty column as (name, text) pairs, flattened; names and texts follow the input rules."""
     pairs: list[str] = []
     for name, value in record.items():
         if value is None or value == "":
@@ -140,15 +143,23 @@ def _columns(record: Mapping[str, Any]) -> list[str]:
             value = "|".join(str(v) for v in value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
-        pairs += [str(name), str(value)]
+        text = str(value)
+        problem = id_problem(name, MAX_ID_CHARS)
+        if problem:
+            raise ValueError(f"{where}.{str(name)[:64]}: the column name {problem}")
+        problem = text_problem(text, MAX_COLUMN_CHARS, free_text=True)
+        if problem:
+            raise ValueError(f"{where}.{name}: {problem}")
+        pairs += [name, text]
     return pairs
 
 
 def _identifier(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: required, a non-empty string")
-    if len(value) > MAX_ID_CHARS:
-        raise ValueError(f"{where}: at most {MAX_ID_CHARS} characters, got {len(value)}")
+    if value is None:
+        raise ValueError(f"{where}: is required")
+    problem = id_problem(value, MAX_ID_CHARS)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
     return value
 
 

@@ -67,6 +67,11 @@ class InMemoryFilterStore:
         return self._records.pop(name, None) is not None
 
 
+def _is_valid_name(name: Any) -> bool:
+    """Whether `name` could name a stored filter (others are not looked up: no store key can hold them)."""
+    return isinstance(name, str) and len(name) <= MAX_NAME_CHARS and NAME_RE.fullmatch(name) is not None
+
+
 def validate_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidFilterNameError("name: expected a non-empty string")
@@ -94,7 +99,7 @@ class FilterRegistry:
         return record
 
     def describe(self, name: str) -> FilterRecord:
-        record = self.store.get(name)
+        record = self.store.get(name) if _is_valid_name(name) else None
         if record is None:
             raise FilterNotFoundError(f"no filter named {name!r}")
         return record
@@ -103,7 +108,7 @@ class FilterRegistry:
         return sorted(self.store.all(), key=lambda record: record.name)
 
     def delete(self, name: str) -> None:
-        if not self.store.remove(name):
+        if not (_is_valid_name(name) and self.store.remove(name)):
             raise FilterNotFoundError(f"no filter named {name!r}")
 
     def get(self, name: str) -> Filter:

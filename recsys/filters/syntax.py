@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from recsys.filters.errors import FilterSyntaxError
+from recsys.inputs import bad_char, describe_char
 
 MAX_EXPRESSION_CHARS = 2500  # Personalize's CreateFilter limit
+# Parentheses nest at most this deep: the parser, printer and compiler recurse once per level.
+MAX_NESTING = 32
 
 ITEMS = "Items"
 INTERACTIONS = "Interactions"
@@ -163,6 +166,7 @@ class _Parser:
         self.tokens: list[_Token] = []
         self.index = 0
         self.scope: str | None = None  # dataset of the first WHERE condition of the current expression
+        self.depth = 0  # parentheses open at the current token
 
     def peek(self) -> _Token:
         while len(self.tokens) <= self.index:
@@ -232,8 +236,12 @@ class _Parser:
 
     def primary(self) -> Node:
         if self.peek().kind == "(":
-            self.take()
+            opening = self.take()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise FilterSyntaxError(opening.column, f"expected at most {MAX_NESTING} levels of parentheses")
             node = self.or_node()
+            self.depth -= 1
             if self.peek().kind != ")":
                 self.fail("')', AND or OR", self.peek())
             self.take()
@@ -397,6 +405,9 @@ def parse_filter(text: str) -> ParsedFilter:
         raise FilterSyntaxError(
             MAX_EXPRESSION_CHARS + 1, f"expected at most {MAX_EXPRESSION_CHARS} characters, found {len(text)}"
         )
+    index = bad_char(text, free_text=True)
+    if index is not None:
+        raise FilterSyntaxError(index + 1, f"expected text, found {describe_char(text[index])}")
     return _Parser(text).parse()
 
 

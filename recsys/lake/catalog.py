@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from recsys.events import EVENTS_PREFIX, Event
+from recsys.events import EVENTS_PREFIX, MIN_TIMESTAMP, Event, event_date
 from recsys.lake.delivery import PARTITION_KEY
 
 # Event field annotations (strings: recsys.events uses postponed annotations) as Hive types.
@@ -21,7 +21,7 @@ _HIVE_TYPES = {
     "dict[str, str]": "map<string,string>",
 }
 # The first day a partition may exist (recsys.events.MIN_TIMESTAMP) up to today.
-PROJECTION_RANGE = "2000-01-01,NOW"
+PROJECTION_RANGE = f"{event_date(MIN_TIMESTAMP)},NOW"
 
 
 def event_columns() -> list[tuple[str, str]]:

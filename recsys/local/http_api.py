@@ -8,17 +8,20 @@ response. As API Gateway does, a handler that raises or answers a malformed resp
     with LocalHttpApi(handler, function_name="event-tracker") as api:
         urllib.request.urlopen(api.url + "/events", data=...)
 
-Any handler works (the event tracker now, the recommend API later). Requests are served by concurrent threads,
-but the handler runs one invocation at a time, as in one Lambda execution environment (Powertools and the
-handlers' cached clients assume that); `one_at_a_time=False` lifts this for handlers known to be thread-safe.
+Any handler works (the event tracker, the recommend API). Requests are served by concurrent threads; at most
+`concurrency` invocations run at once, as in that many Lambda execution environments (1, the default, for
+handlers that assume one invocation at a time, as Powertools' Lambda decorators do; more for thread-safe ones).
+A request with a malformed or negative `Content-Length` is answered 400 before the handler is called. Each
+answer is written in one send with Nagle's algorithm off, so a keep-alive client waits for no delayed ACK.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
+import io
 import json
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -104,10 +107,12 @@ class LocalHttpApi:
         timeout_s: float = 30.0,
         host: str = "127.0.0.1",
         port: int = 0,
-        one_at_a_time: bool = True,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
         self.handler = handler
-        self._invocation = threading.Lock() if one_at_a_time else contextlib.nullcontext()
+        self._environments = threading.BoundedSemaphore(concurrency)
         self.function_name = function_name
         self.stage = stage
         self.timeout_s = timeout_s
@@ -143,7 +148,7 @@ class LocalHttpApi:
     def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         """Call the handler with `event`; (status, headers, body) as API Gateway would answer."""
         try:
-            with self._invocation:
+            with self._environments:
                 response = self.handler(event, LocalLambdaContext(self.function_name, timeout_s=self.timeout_s))
             status = int(response["statusCode"])
             headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
@@ -162,11 +167,28 @@ class LocalHttpApi:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.wfile = _OneWrite(self.wfile)
+
+            def _refuse(self, status: int, message: str) -> None:
+                """Answer before reading the body (it is not read: the connection closes)."""
+                self._answer(status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode(),
+                             "")
+                self.close_connection = True
+
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                declared = self.headers.get("Content-Length")
+                if self.headers.get("Transfer-Encoding"):
+                    self._refuse(411, "Content-Length is required (chunked bodies are not accepted)")
+                    return
+                if declared is not None and not declared.strip().isdigit():
+                    self._refuse(400, "Content-Length: must be a non-negative integer")
+                    return
+                length = int(declared or 0)
                 if length > API_GATEWAY_MAX_PAYLOAD:
-                    self._answer(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}', "")
-                    self.close_connection = True
+                    self._refuse(413, "Request Too Long")
                     return
                 body = self.rfile.read(length) if length else b""
                 event = apigateway_event(
@@ -188,9 +210,10 @@ class LocalHttpApi:
                 if request_id:
                     self.send_header("x-amzn-RequestId", request_id)
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
+                self.end_headers()  # buffered by _OneWrite with the body: one send
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                self.wfile.flush()
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
@@ -198,6 +221,34 @@ class LocalHttpApi:
                 log.debug("%s %s", self.address_string(), format % args)
 
         return Handler
+
+
+class _OneWrite(io.BufferedIOBase):
+    """The response stream, buffered until flush, so that headers and body leave in one send."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._pending = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._pending += data
+        return len(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._raw.write(bytes(self._pending))
+            self._pending.clear()
+        self._raw.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                super().close()  # flushes what is pending
+            finally:
+                self._raw.close()
 
 
 def post_json(url: str, payload: Any, timeout_s: float = 10.0) -> tuple[int, Any]:

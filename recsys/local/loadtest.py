@@ -17,12 +17,22 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Sample:
+    due_s: float  # when the request was due, from the run's start
+    latency_ms: float
+    ok: bool
+    degraded: bool
+    reasons: tuple[str, ...] = ()  # the answer's degradedReasons
+
+
+@dataclass(frozen=True)
 class LoadResult:
     rate: float
     latencies_ms: tuple[float, ...]
     achieved_rps: float
     errors: int
     degraded: int
+    samples: tuple[Sample, ...] = ()  # every request, in the order answers came
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q, method="inverted_cdf")) if self.latencies_ms else 0.0
@@ -41,15 +51,13 @@ def open_loop(url: str, path: str, bodies: Sequence[bytes], rate: float, *, send
     if rate <= 0 or not bodies:
         raise ValueError("rate: must be > 0, with at least one request body")
     host, port = url.removeprefix("http://").rstrip("/").split(":")
-    latencies: list[float] = []
-    errors = degraded = 0
+    samples: list[Sample] = []
     lock = threading.Lock()
     counter = iter(range(len(bodies)))
     began = time.perf_counter() + 0.05
     deadline = began + 2 * len(bodies) / rate
 
     def sender() -> None:
-        nonlocal errors, degraded
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
         while True:
             with lock:
@@ -69,10 +77,11 @@ def open_loop(url: str, path: str, bodies: Sequence[bytes], rate: float, *, send
                 connection.close()
                 ok, answer = False, {}
             elapsed = (time.perf_counter() - due) * 1000.0
+            answer = answer if isinstance(answer, dict) else {}
+            sample = Sample(due - began, elapsed, ok, bool(answer.get("degraded")),
+                            tuple(answer.get("degradedReasons") or ()))
             with lock:
-                latencies.append(elapsed)
-                errors += not ok
-                degraded += bool(isinstance(answer, dict) and answer.get("degraded"))
+                samples.append(sample)
         connection.close()
 
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
@@ -81,4 +90,5 @@ def open_loop(url: str, path: str, bodies: Sequence[bytes], rate: float, *, send
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - began
-    return LoadResult(rate, tuple(latencies), len(latencies) / wall, errors, degraded)
+    return LoadResult(rate, tuple(s.latency_ms for s in samples), len(samples) / wall,
+                      sum(not s.ok for s in samples), sum(s.degraded for s in samples), tuple(samples))

@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from recsys.config import CHAMPION_VARIANT, StageConfig, load_stage
+from recsys.models.base import CandidateRequest
+from recsys.models.bundle import CandidateModels
 
 TRACKER_PORT = 8080
 RECOMMEND_PORT = 8081
@@ -50,11 +52,18 @@ def recommend_api_on(variants, urls: dict[str, str], config: StageConfig, resour
         config=replace(config.recommend, variant_weights=tuple((v.name, v.weight) for v in variants)))
 
 
-def _some_id(store, kind: str) -> str:
-    """A user (kind "u") or item ("i") id with PIT features, for the printed examples (keys `...:{u:<id>}:...`)."""
-    for key in store.scan_iter(match=f"*{{{kind}:*", count=1000):
-        return key.decode().split(f"{{{kind}:", 1)[1].split("}", 1)[0]
-    return f"{kind}1"
+def _some_user(store) -> str:
+    """A user id with PIT features, for the printed examples (user keys are `pit:{u:<id>}:...`)."""
+    for key in store.scan_iter(match="pit:{u:*", count=1000):
+        return key.decode().split("{u:", 1)[1].split("}", 1)[0]
+    return "u1"
+
+
+def _some_item(models: CandidateModels) -> str:
+    """The served catalogue's most popular item, for the printed examples (so /related has neighbours)."""
+    if "popularity" in models:
+        return models.recommend("popularity", CandidateRequest(), 1).item_ids[0]
+    return str(models.catalog.item_ids[0])
 
 
 def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACKER_PORT,
@@ -84,7 +93,7 @@ def serve_apis(state_file: Path, stage: str | None, *, tracker_port: int = TRACK
         api = stack.enter_context(recommend_api_on(variants, urls, config, resources, platform.valkey.url,
                                                    port=recommend_port))
         store = redis_from_env()
-        user, item = (_some_id(store, kind) for kind in ("u", "i"))
+        user, item = _some_user(store), _some_item(api.recommender.models)
         print(f"event tracker API: {path.api.url}   recommend API: {api.url}")
         print("variants: " + ", ".join(f"{v.name} {v.version} ({v.weight:.0%}) on {urls[v.name]}" for v in variants))
         print("try:\n" + curl_examples(path.api.url, api.url, user, item))

@@ -17,6 +17,7 @@ A filter store outage on the filter routes (or for a filter never read before) i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,19 +28,21 @@ from recsys.filters import (
     FilterSyntaxError,
     InvalidFilterNameError,
 )
+from recsys.inputs import field_label
 from recsys.recommend.request import ROUTE_FIELDS, parse_request
 from recsys.recommend.service import Recommender
 from recsys.tracker.http import JsonApi
 from recsys.tracker.service import ServiceUnavailable
 from recsys.tracker.validation import FieldError, RequestRejected
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 
 
 def _fields(body: Any, allowed: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise RequestRejected(400, [FieldError("body", "must be a JSON object")])
-    unknown = [FieldError(name, f"is not a known field; known: {', '.join(allowed) or 'none'}")
+    unknown = [FieldError(field_label(name), f"is not a known field; known: {', '.join(allowed) or 'none'}")
                for name in body if name not in allowed]
     if unknown:
         raise RequestRejected(400, unknown)
@@ -56,7 +59,8 @@ def _unavailable_on(store_errors: tuple[type[BaseException], ...], route: Route)
         try:
             return route(body)
         except store_errors as exc:
-            raise ServiceUnavailable(f"filters: the filter store is unavailable ({exc})") from None
+            log.warning("filters: the filter store is unavailable: %r", exc)
+            raise ServiceUnavailable("filters: the filter store is unavailable; retry later") from None
 
     return call
 

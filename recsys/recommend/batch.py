@@ -18,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from recsys.inputs import json_depth_problem
 from recsys.monitoring import storage
 from recsys.recommend.request import parse_request
 from recsys.recommend.service import Recommender
+from recsys.tracker.service import ServiceUnavailable
 from recsys.tracker.validation import RequestRejected
 
 ROUTE = "recommendations"
@@ -42,14 +44,19 @@ class BatchReport:
 def _line_result(recommender: Recommender, text: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
     try:
         body = json.loads(text)
-    except ValueError as exc:
-        return {"input": text, "output": None, "error": {"status": 400, "message": f"line: not valid JSON: {exc}"}}
+    except (ValueError, RecursionError):
+        return {"input": text, "output": None, "error": {"status": 400, "message": "line: is not valid JSON"}}
+    problem = json_depth_problem(body)
+    if problem:
+        return {"input": text, "output": None, "error": {"status": 400, "message": f"line: {problem}"}}
     merged = {**defaults, **body} if isinstance(body, dict) else body
     try:
         request = replace(parse_request(ROUTE, merged, recommender.config), log_exposure=False)
         return {"input": body, "output": recommender.handle(request), "error": None}
     except RequestRejected as exc:
         return {"input": body, "output": None, "error": {"status": exc.status, "message": str(exc)}}
+    except ServiceUnavailable as exc:  # a store outage fails this line, never the job
+        return {"input": body, "output": None, "error": {"status": 503, "message": str(exc)}}
 
 
 def recommend_lines(recommender: Recommender, lines: Iterable[str], defaults: Mapping[str, Any] | None = None,

@@ -1,4 +1,4 @@
-"""A circuit breaker for the scoring endpoint: stop calling a failing dependency, try again later.
+"""A circuit breaker for the scoring endpoint and the stores: stop calling a failing dependency, try again later.
 
 closed: calls go through; `failures` consecutive failures open it. open: calls are refused (the caller answers
 with its fallback at once instead of waiting for a timeout) until `reset_s` have passed; then half-open: one
@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -61,3 +64,27 @@ class CircuitBreaker:
             if self._trial_running or self._failures >= self.failures_to_open:
                 self._opened_at = now
             self._trial_running = False
+
+
+class StoreSkipped(Exception):
+    """A store call that did not happen (its breaker is open) or that failed (then `__cause__` is the error)."""
+
+
+def guarded_call(breaker: CircuitBreaker | None, read: Callable[[], T],
+                 errors: tuple[type[BaseException], ...]) -> T:
+    """`read()` through `breaker` (None: no breaker); a refusal or one of `errors` raises StoreSkipped."""
+    if breaker is not None and not breaker.allow():
+        raise StoreSkipped(f"the breaker is {breaker.state}")
+    try:
+        value = read()
+    except errors as exc:
+        if breaker is not None:
+            breaker.record_failure()
+        raise StoreSkipped(str(type(exc).__name__)) from exc
+    except BaseException:
+        if breaker is not None:
+            breaker.record_success()  # not a store error (e.g. "not found"): the store answered
+        raise
+    if breaker is not None:
+        breaker.record_success()
+    return value

@@ -21,6 +21,7 @@ from recsys.recommend.api import RecommendApi
 from recsys.recommend.scoring import HttpScorer
 from recsys.recommend.service import Recommender
 from recsys.recommend.wiring import build_recommender, load_serving_model, ssm_parameter_loader
+from recsys.store import redis_from_url
 
 
 @dataclass
@@ -51,7 +52,7 @@ def serve_recommend_api(model_dir: str | Path, *, scoring_url: str | Mapping[str
                         events_topic_arn: str | None = None, firehose_stream: str | None = None,
                         blender_parameter: str | None = None, use_feature_store: bool = True,
                         config: RecommendConfig | None = None, port: int = 0,
-                        inference_workers: int = 1) -> LocalRecommendApi:
+                        inference_workers: int = 1, concurrency: int = 8) -> LocalRecommendApi:
     """Start the recommend API on 127.0.0.1:`port` (0: a free port) and return it (`.url`, `.stop()`).
 
     - model_dir: a bundle directory the local pipeline deployed (`recsys.ranking.bundle`);
@@ -59,10 +60,10 @@ def serve_recommend_api(model_dir: str | Path, *, scoring_url: str | Mapping[str
     - redis_url: the local Valkey (PIT features, item metadata, filters, impressions, snapshots, and the Feature
       Store stand-in when `use_feature_store`); None serves without them (responses are not degraded);
     - events_topic_arn / firehose_stream: the event tracker's sinks for impression events (moto);
-    - blender_parameter: the SSM parameter of the blender rules (on moto), read every `blender_reload_s`.
+    - blender_parameter: the SSM parameter of the blender rules (on moto), read every `blender_reload_s`;
+    - concurrency: requests served at once, as by that many Lambda execution environments (the request flow is
+      thread-safe), so that one slow request does not hold up the others.
     """
-    import redis
-
     from recsys.batch.feature_store import LocalFeatureStore, feature_groups
     from recsys.tracker.sinks import SnsEventPublisher, archive_for
 
@@ -74,7 +75,8 @@ def serve_recommend_api(model_dir: str | Path, *, scoring_url: str | Mapping[str
         scoring_url, stop_server = start_local_server(model_dir, workers=inference_workers)
         stops.append(stop_server)
     recommend_config = config or stage_config.recommend
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0) if redis_url else None
+    client = redis_from_url(redis_url, timeout_s=recommend_config.store_timeout_ms / 1000.0, retries=1) \
+        if redis_url else None
     feature_store = LocalFeatureStore(client, feature_groups(stage_config.names)) if client and use_feature_store \
         else None
     sinks = []
@@ -90,5 +92,5 @@ def serve_recommend_api(model_dir: str | Path, *, scoring_url: str | Mapping[str
         config=recommend_config, background=True)
     api = RecommendApi(recommender)
     http = LocalHttpApi(lambda event, context: api.handle_apigateway(event),
-                        function_name=stage_config.names.function("recommend"), port=port)
+                        function_name=stage_config.names.function("recommend"), port=port, concurrency=concurrency)
     return LocalRecommendApi(http.start(), recommender, stops)

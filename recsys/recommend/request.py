@@ -8,21 +8,18 @@ catches typos such as `numresults`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from recsys.config import RecommendConfig
+from recsys.inputs import MAX_ID_CHARS, field_label, id_problem, parse_time, text_problem, type_name
 from recsys.tracker.validation import FieldError, RequestRejected
 
-MAX_ID_CHARS = 256
 MAX_CONTEXT_CHARS = 256
 MAX_FILTER_VALUES = 25  # Personalize allows 5 parameters; we allow more
 MAX_FILTER_VALUE_CHARS = 1000
 FORMAT_HINT = 'must be a string in Personalize\'s format, e.g. "\\"drama\\",\\"comedy\\""'
-TIME_HINT = "must be unix seconds or an ISO-8601 time with a timezone"
 CONTEXT_FIELDS = ("platform", "geography", "time")
 ROUTE_FIELDS: dict[str, tuple[str, ...]] = {
     "recommendations": ("userId", "sessionId", "numResults", "filterName", "filterValues", "context"),
@@ -60,22 +57,18 @@ class ApiRequest:
 def _identifier(value: Any, name: str, errors: list[FieldError]) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError(name, "must be a non-empty string"))
-    elif len(value) > MAX_ID_CHARS:
-        errors.append(FieldError(name, f"must be at most {MAX_ID_CHARS} characters, got {len(value)}"))
-    elif any(ord(c) < 32 for c in value):
-        errors.append(FieldError(name, "must not contain control characters"))
-    else:
-        return value
-    return None
+    problem = id_problem(value, MAX_ID_CHARS)
+    if problem:
+        errors.append(FieldError(name, problem))
+        return None
+    return value
 
 
 def _num_results(value: Any, config: RecommendConfig, errors: list[FieldError]) -> int:
     if value is None:
         return config.default_num_results
     if isinstance(value, bool) or not isinstance(value, int):
-        errors.append(FieldError("numResults", f"must be an integer, got {type(value).__name__}"))
+        errors.append(FieldError("numResults", f"must be an integer, got {type_name(value)}"))
     elif not 1 <= value <= config.max_num_results:
         errors.append(FieldError("numResults", f"must be between 1 and {config.max_num_results}, got {value}"))
     else:
@@ -94,36 +87,26 @@ def _filter_values(value: Any, errors: list[FieldError]) -> dict[str, str]:
         return {}
     values: dict[str, str] = {}
     for name, text in value.items():
-        where = f"filterValues.{name}"
-        if not isinstance(text, str):
+        where = f"filterValues.{field_label(name)}"
+        problem = id_problem(name, MAX_ID_CHARS)
+        if problem:
+            errors.append(FieldError(where, f"name {problem}"))
+        elif not isinstance(text, str):
             errors.append(FieldError(where, FORMAT_HINT))
-        elif len(text) > MAX_FILTER_VALUE_CHARS:
-            errors.append(FieldError(where, f"must be at most {MAX_FILTER_VALUE_CHARS} characters"))
+        elif problem := text_problem(text, MAX_FILTER_VALUE_CHARS, free_text=True):
+            errors.append(FieldError(where, problem))
         else:
-            values[str(name).removeprefix("$")] = text
+            values[name.removeprefix("$")] = text
     return values
 
 
 def _time(value: Any, errors: list[FieldError]) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool):
-        errors.append(FieldError("context.time", TIME_HINT))
-        return None
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not 946_684_800 <= value < 4_102_444_800:
-            errors.append(FieldError("context.time", f"must be unix seconds between 2000 and 2100, got {value!r}"))
-            return None
-        return float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.timestamp()
-    errors.append(FieldError("context.time", f"{TIME_HINT}, got {value!r}"))
-    return None
+    seconds, problem = parse_time(value)
+    if problem:
+        errors.append(FieldError("context.time", problem))
+    return seconds
 
 
 def _context(value: Any, errors: list[FieldError]) -> RequestContext:
@@ -134,12 +117,13 @@ def _context(value: Any, errors: list[FieldError]) -> RequestContext:
         return RequestContext()
     for name in value:
         if name not in CONTEXT_FIELDS:
-            errors.append(FieldError(f"context.{name}", f"is not a known field; known: {', '.join(CONTEXT_FIELDS)}"))
+            errors.append(FieldError(f"context.{field_label(name)}",
+                                     f"is not a known field; known: {', '.join(CONTEXT_FIELDS)}"))
     texts: dict[str, str | None] = {}
     for name in ("platform", "geography"):
         text = value.get(name)
-        if text is not None and (not isinstance(text, str) or not text or len(text) > MAX_CONTEXT_CHARS):
-            errors.append(FieldError(f"context.{name}", f"must be a string of 1-{MAX_CONTEXT_CHARS} characters"))
+        if text is not None and (problem := id_problem(text, MAX_CONTEXT_CHARS)):
+            errors.append(FieldError(f"context.{name}", problem))
             text = None
         texts[name] = text
     return RequestContext(platform=texts["platform"] or "default", geography=texts["geography"],
@@ -168,7 +152,7 @@ def parse_request(route: str, body: Any, config: RecommendConfig) -> ApiRequest:
     if not isinstance(body, Mapping):
         raise RequestRejected(400, [FieldError("body", "must be a JSON object")])
     allowed = ROUTE_FIELDS[route]
-    errors = [FieldError(name, f"is not a known field of /{route}; known: {', '.join(allowed)}")
+    errors = [FieldError(field_label(name), f"is not a known field of /{route}; known: {', '.join(allowed)}")
               for name in body if name not in allowed]
     errors += [FieldError(name, "is required") for name in REQUIRED.get(route, ()) if body.get(name) is None]
     request = ApiRequest(

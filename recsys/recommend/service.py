@@ -8,21 +8,25 @@
 5. scoring on the endpoint variant of the user's sticky arm (`assignment.assign_variant`), under a deadline and
    a circuit breaker; on failure the fallback ranking (affinity x popularity) answers and the response is
    marked degraded;
-6. filters by name with values (`FilterRegistry`), backfilled to the requested size (`fill_to_k`);
-7. the blender (`recsys.blender.blend`) with rules hot-reloaded from SSM;
+6. filters by name with values (`FilterRegistry`);
+7. the blender (`recsys.blender.blend`) with rules hot-reloaded from SSM; every list and shelf is filled to its
+   size (`_blend_filled`: a deeper supply, then the popularity ranking of the whole catalogue, then what "not
+   interested" excluded), so a feed never runs dry while the catalogue has items to give;
 8. exposure logging and the daily showcase snapshot, off the hot path (`exposure.SideEffects`).
 
-A store outage (Redis/MemoryDB, the Feature Store) degrades the response instead of failing it: the first
-store error of a request skips the store for the rest of it, and the parts it would have given are left out.
+A store outage (Redis/MemoryDB, the Feature Store) degrades the response instead of failing it: each store has a
+circuit breaker (skipped at once while open), and a store that fails in a request is skipped for the rest of it;
+the parts it would have given are left out and named in `degradedReasons`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any
@@ -40,6 +44,7 @@ from recsys.monitoring.showcase_health import Snapshot, SnapshotStore
 from recsys.ranking.features import ExternalColumns, FeatureSchema, assemble, request_from_pit
 from recsys.recommend import candidates as pools
 from recsys.recommend.assignment import assign_variant
+from recsys.recommend.breaker import CircuitBreaker, StoreSkipped, guarded_call
 from recsys.recommend.exposure import ShownList, SideEffects, deliver, impression_events
 from recsys.recommend.request import ApiRequest
 from recsys.recommend.scoring import GuardedScorer, ScoringUnavailable, fallback_scores
@@ -51,6 +56,9 @@ from recsys.tracker.validation import FieldError, RequestRejected
 log = logging.getLogger(__name__)
 TRUE_TEXT = frozenset({"true", "1", "yes", "y", "t"})
 LIST_SHELF = "recommendations"
+BACKFILL = "backfill"  # the channel of items that fill a list after its ranked candidates
+BACKFILL_PAGE = 200  # backfill items ranked at a time (then 4x as many, while a list needs more)
+BACKFILL_STEP = 1e-9  # score step between backfill items, relative to the lowest ranked score
 PLACEMENT_EXPERIMENT = "placement"
 CONTROL_ARM = "control"
 
@@ -69,6 +77,16 @@ class Backends:
     snapshots: SnapshotStore | None = None
     sinks: Sequence[EventSink] = ()
     store_errors: tuple[type[BaseException], ...] = (OSError,)
+    # One circuit breaker per store (REDIS, FEATURE_STORE): while open, the store is skipped at once and the
+    # answer is degraded; its half-open trials find the store back. A store without one is always called.
+    breakers: Mapping[str, CircuitBreaker] = field(default_factory=dict)
+    # Whether the blender rules are current (False while their store fails and the last good rules serve).
+    rules_current: Callable[[], bool] = lambda: True
+
+
+REDIS = "redis"  # Redis / MemoryDB: PIT features, item metadata, impressions, boosts, filters, snapshots
+FEATURE_STORE = "feature_store"  # the online Feature Store's user and item batch features
+STORE_OF_PART = {"user_batch_features": FEATURE_STORE, "item_batch_features": FEATURE_STORE}  # others: REDIS
 
 
 @dataclass
@@ -102,7 +120,7 @@ class _Call:
     recommendation_id: str
     variant: str
     reasons: list[str] = field(default_factory=list)
-    store_down: bool = False
+    down: set[str] = field(default_factory=set)  # stores that failed (or whose breaker was open) in this request
     stats: ResponseStats = field(default_factory=ResponseStats)
     # Read while the endpoint scores (see Recommender._prefetch); None: not read yet.
     boosts: frozenset[str] | None = None
@@ -157,6 +175,8 @@ class Recommender:
                      assign_variant(subject, self.config.experiment, self.variant_weights))
         if stale_filter:
             call.degrade("store_unavailable:filters")
+        if not self.backends.rules_current():
+            call.degrade("store_unavailable:blender_rules")
         route = getattr(self, f"_route_{request.route}")
         payload, shown = route(call, flt)
         call.stats.latency_ms = (time.perf_counter() - began) * 1000.0
@@ -180,29 +200,29 @@ class Recommender:
         user = self._user_state(call)
         query = self.models.query(user.request)
         ranked = self._ranked_pool(call, user, query)
-        kept = self._filtered(call, flt, ranked, self._room(k), query, user)
-        shelf = self._blend_list(call, user, kept, k)
-        items = [self._item(call, placed.item_id, placed.score, placed.channel, placed.position, placed.rules)
-                 for placed in shelf]
-        return {"itemList": items}, [ShownList(tuple(item["itemId"] for item in items))]
+        config = self.blender()
+        config = replace(config, placement=PlacementConfig(), shelves=replace(config.shelves, max_items=k, min_items=1))
+        showcase = self._blend_filled(call, user, [(LIST_SHELF, ranked)], flt, query, config)
+        shelf = showcase.shelf(LIST_SHELF)
+        placed = () if shelf is None else shelf.items
+        items = [self._item(call, p.item_id, p.score, p.channel, p.position, p.rules) for p in placed]
+        return {"itemList": items, **_shortfall(k, len(items))}, [ShownList(tuple(item["itemId"] for item in items))]
 
     def _route_showcase(self, call: _Call, flt: Filter | None) -> tuple[dict[str, Any], list[ShownList]]:
         config = self.blender()
-        room = self._room(config.shelves.max_items)
         user = self._user_state(call)
         query = self.models.query(user.request)
-        inputs = []
+        supplies = []
         for shelf_id, channel in self.config.showcase_shelves:
             if channel == "exploit":
                 ranked = self._ranked_pool(call, user, query)
             elif channel in self.models:
-                found = self.models.recommend(channel, query, room * 2)
+                found = self.models.recommend(channel, query, self._room(config.shelves.max_items) * 2)
                 ranked = list(zip(found.item_ids, found.scores.astype(float).tolist(), [channel] * len(found)))
             else:
                 continue
-            kept = self._filtered(call, flt, ranked, room, query, user)
-            inputs.append(ShelfInput(shelf_id, [Candidate(i, s, c) for i, s, c in kept]))
-        showcase = self._blend(call, user, inputs, config)
+            supplies.append((shelf_id, ranked))
+        showcase = self._blend_filled(call, user, supplies, flt, query, config)
         shelves = [{"shelfId": shelf.shelf_id, "kind": shelf.kind, "position": shelf.position,
                     "rules": list(shelf.rules),
                     "items": [self._item(call, p.item_id, p.score, p.channel, p.position, p.rules)
@@ -221,7 +241,7 @@ class Recommender:
         item_ids = list(call.request.item_list)
         scores = self._score(call, user, query, self.models.catalog.indices(item_ids), item_ids)
         ranked = sorted(zip(item_ids, scores.tolist(), ["ranking"] * len(item_ids)), key=lambda r: (-r[1], r[0]))
-        kept = self._filtered(call, flt, ranked, len(ranked), query, user, backfill=False)
+        kept = self._take(call, flt, ranked, len(ranked), query, user, backfill=False)
         items = [self._item(call, i, s, c, position, ()) for position, (i, s, c) in enumerate(kept)]
         return {"personalizedRanking": items}, [ShownList(tuple(i for i, _, _ in kept))]
 
@@ -237,9 +257,10 @@ class Recommender:
         ranked = _interleave([list(zip(c.item_ids, c.scores.astype(float).tolist(), [c.channel] * len(c)))
                               for c in lists])
         current = self._metadata(call, [item_id]).get(item_id, {})
-        kept = self._filtered(call, flt, ranked, k, query, user, current_item=current)
+        kept = self._take(call, flt, ranked, k, query, user, current_item=current)
         items = [self._item(call, i, s, c, position, ()) for position, (i, s, c) in enumerate(kept)]
-        return {"itemList": items, "itemId": item_id}, [ShownList(tuple(i for i, _, _ in kept))]
+        return {"itemList": items, "itemId": item_id, **_shortfall(k, len(items))}, \
+            [ShownList(tuple(i for i, _, _ in kept))]
 
     def _route_popular(self, call: _Call, flt: Filter | None) -> tuple[dict[str, Any], list[ShownList]]:
         return self._channel_list(call, flt, "popularity")
@@ -254,21 +275,26 @@ class Recommender:
         found = self.models.recommend(channel, query, self._room(k) * 2) if channel in self.models else None
         ranked = [] if found is None else list(zip(found.item_ids, found.scores.astype(float).tolist(),
                                                     [channel] * len(found)))
-        kept = self._filtered(call, flt, ranked, k, query, user)
+        kept = self._take(call, flt, ranked, k, query, user)
         items = [self._item(call, i, s, c, position, ()) for position, (i, s, c) in enumerate(kept)]
-        return {"itemList": items}, [ShownList(tuple(i for i, _, _ in kept))]
+        return {"itemList": items, **_shortfall(k, len(items))}, [ShownList(tuple(i for i, _, _ in kept))]
 
     # --- steps --------------------------------------------------------------------------------------------------
     def _guard(self, call: _Call, part: str, read: Callable[[], Any], default: Any) -> Any:
-        """`read()`, or `default` when the store fails (the response is then degraded)."""
-        if call.store_down:
+        """`read()`, or `default` when its store fails or its breaker is open (the response is then degraded).
+
+        A store that failed once in a request is not called again in it."""
+        store = STORE_OF_PART.get(part, REDIS)
+        if store in call.down:
+            call.degrade(f"store_unavailable:{part}")
             return default
         try:
-            return read()
-        except self.backends.store_errors as exc:
-            call.store_down = True
+            return guarded_call(self.backends.breakers.get(store), read, self.backends.store_errors)
+        except StoreSkipped as exc:
+            call.down.add(store)
             call.degrade(f"store_unavailable:{part}")
-            log.warning("recommend: %s unavailable: %s", part, exc)
+            if exc.__cause__ is not None:
+                log.warning("recommend: %s unavailable: %r", part, exc.__cause__)
             return default
 
     def _user_state(self, call: _Call) -> _UserState:
@@ -352,30 +378,93 @@ class Recommender:
         return self._guard(call, "item_metadata", lambda: self.item_cache.get_many(item_ids, loader), {})
 
     def _room(self, k: int) -> int:
-        """Items handed to the blender for k shown: its rules may remove some."""
+        """Items first handed to the blender for k shown: its rules may remove some (more follow if they do)."""
         return 2 * k + 10
 
-    def _filtered(self, call: _Call, flt: Filter | None, ranked: list[tuple[str, float, str]], k: int, query: Query,
-                  user: _UserState, *, backfill: bool = True, current_item: Mapping[str, Any] | None = None
-                  ) -> list[tuple[str, float, str]]:
-        """The first k ranked items the filter keeps, backfilled from the popularity ranking when short."""
+    def _take(self, call: _Call, flt: Filter | None, ranked: list[tuple[str, float, str]], n: int, query: Query,
+              user: _UserState, *, backfill: bool = True, current_item: Mapping[str, Any] | None = None
+              ) -> list[tuple[str, float, str]]:
+        """The first n items that the filter keeps: from `ranked`, then (backfill) from the popularity ranking of
+        the whole catalogue. Fewer than n only when the catalogue has no more that the filter keeps."""
         by_id = {item_id: (item_id, score, channel) for item_id, score, channel in ranked}
-        more: list[str] = []
-        if backfill and flt is not None and "popularity" in self.models:
-            extra = self.models.recommend("popularity", query, len(ranked) + 3 * k)
-            more = [i for i in extra.item_ids if i not in by_id]
-            for item_id, score in zip(extra.item_ids, extra.scores.tolist()):
-                by_id.setdefault(item_id, (item_id, float(score), "backfill"))
+        metadata: dict[str, Mapping[str, Any]] = {}
+        more = self._backfill(call, query, by_id, metadata if flt is not None else None) if backfill else iter(())
         if flt is None:
-            return ranked[:k]
-        metadata = self._metadata(call, [i for i, _, _ in ranked] + more)
+            ids = [item_id for item_id, _, _ in ranked[:n]]
+            ids += itertools.islice(more, n - len(ids))
+            return [by_id[item_id] for item_id in ids]
+        metadata.update(self._metadata(call, by_id))
         try:
-            kept = fill_to_k(flt, [i for i, _, _ in ranked], k, more, items=metadata,
-                             user_interactions=user.interactions, current_user=self._current_user(user, call),
-                             params=dict(call.request.filter_values), current_item=current_item)
+            kept = fill_to_k(flt, list(by_id), n, more, items=metadata, user_interactions=user.interactions,
+                             current_user=self._current_user(user, call), params=dict(call.request.filter_values),
+                             current_item=current_item)
         except FilterParameterError as exc:
             raise RequestRejected(400, [FieldError("filterValues", str(exc))]) from None
         return [by_id[item_id] for item_id in kept]
+
+    def _backfill(self, call: _Call, query: Query, by_id: dict[str, tuple[str, float, str]],
+                  metadata: dict[str, Mapping[str, Any]] | None) -> Iterator[str]:
+        """The items after `by_id`'s, lazily: the popularity ranking of the whole catalogue (the catalogue's order
+        without a popularity channel), the user's recent items left out. Each is added to `by_id` with a score
+        below every ranked one, so that it follows them; with `metadata`, a page's metadata is read before the
+        page is offered (the filter judges on it)."""
+        floor = min((score for _, score, _ in by_id.values()), default=0.0)
+        step = BACKFILL_STEP * max(1.0, abs(floor))
+        offered, wanted, rank = 0, len(by_id) + BACKFILL_PAGE, 0
+        limit = min(len(self.models.catalog), self.config.max_list_supply)
+        while offered < limit:
+            ranking = self._catalogue_ranking(query, min(wanted, limit))
+            page = [item_id for item_id in ranking[offered:] if item_id not in by_id]
+            offered = len(ranking)
+            if metadata is not None and page:
+                metadata.update(self._metadata(call, page))
+            for item_id in page:
+                rank += 1
+                by_id[item_id] = (item_id, floor - rank * step, BACKFILL)
+                yield item_id
+            if offered < min(wanted, limit):
+                return  # the ranking has no more items
+            wanted *= 4
+
+    def _catalogue_ranking(self, query: Query, n: int) -> list[str]:
+        if "popularity" in self.models:
+            return self.models.recommend("popularity", query, n).item_ids
+        catalog = self.models.catalog
+        keep = np.setdiff1d(np.arange(len(catalog)), query.exclude, assume_unique=False)[:n]
+        return catalog.ids(keep)
+
+    def _blend_filled(self, call: _Call, user: _UserState, supplies: list[tuple[str, list[tuple[str, float, str]]]],
+                      flt: Filter | None, query: Query, config: BlenderConfig) -> Showcase:
+        """The showcase of `supplies` (shelf id, ranked candidates), filled: a shelf that shows fewer than
+        `config.shelves.max_items` gets a supply 4x deeper (its ranked items, then the backfill) while there is
+        more; a shelf still short then may show what "not interested" excluded. So a feed runs dry only when the
+        catalogue has nothing more that the filter and the rules keep (up to `max_list_supply` items)."""
+        size = config.shelves.max_items
+        depth = dict.fromkeys((shelf_id for shelf_id, _ in supplies), self._room(size))
+        taken: dict[str, list[tuple[str, float, str]]] = {}
+        stale = set(depth)  # shelves whose supply is to be taken (again, deeper)
+        resurface = False
+        while True:
+            for shelf_id, ranked in supplies:
+                if shelf_id in stale:
+                    taken[shelf_id] = self._take(call, flt, ranked, depth[shelf_id], query, user)
+            inputs = [ShelfInput(shelf_id, [Candidate(i, s, c) for i, s, c in taken[shelf_id]])
+                      for shelf_id, _ in supplies]
+            showcase = self._blend(call, user, inputs, config, resurface)
+            shown = {shelf.shelf_id: len(shelf.items) for shelf in showcase.shelves}
+            short = [shelf_id for shelf_id, _ in supplies if shown.get(shelf_id, 0) < size]
+            deeper = [shelf_id for shelf_id in short if len(taken[shelf_id]) == depth[shelf_id]]
+            stale = set(deeper)
+            if deeper:
+                depth.update((shelf_id, depth[shelf_id] * 4) for shelf_id in deeper)
+            elif short and not resurface and config.not_interested.enabled:
+                resurface = True
+            else:
+                break
+        call.stats.boosts_disabled += showcase.summary.get("boost.disabled_low_ctr", 0)
+        call.stats.boosts_capped += (showcase.summary.get("boost_cap.dropped_shelf_cap", 0)
+                                     + showcase.summary.get("boost_cap.dropped_page_cap", 0))
+        return showcase
 
     def _current_user(self, user: _UserState, call: _Call) -> dict[str, Any]:
         current: dict[str, Any] = {}
@@ -388,14 +477,8 @@ class Recommender:
         current["PLATFORM"] = call.request.context.platform
         return current
 
-    def _blend_list(self, call: _Call, user: _UserState, kept: list[tuple[str, float, str]], k: int) -> tuple:
-        config = self.blender()
-        config = replace(config, placement=PlacementConfig(), shelves=replace(config.shelves, max_items=k, min_items=1))
-        showcase = self._blend(call, user, [ShelfInput(LIST_SHELF, [Candidate(i, s, c) for i, s, c in kept])], config)
-        shelf = showcase.shelf(LIST_SHELF)
-        return () if shelf is None else shelf.items
-
-    def _blend(self, call: _Call, user: _UserState, shelves: list[ShelfInput], config: BlenderConfig) -> Showcase:
+    def _blend(self, call: _Call, user: _UserState, shelves: list[ShelfInput], config: BlenderConfig,
+               resurface_excluded: bool = False) -> Showcase:
         shown = {c.item_id for shelf in shelves for c in shelf.items}
         metadata = self._metadata(call, shown)
         boosts = self._boosts(call)
@@ -404,17 +487,14 @@ class Recommender:
         arms = sorted({override.arm for override in config.placement.overrides})
         arm = assign_variant(call.request.user_id or call.request.session_id or "anonymous", PLACEMENT_EXPERIMENT,
                              [(name, 1.0) for name in [CONTROL_ARM, *arms]]) if arms else None
-        showcase = blend(BlendRequest(
+        return blend(BlendRequest(
             user_id=call.request.user_id or "anonymous", day=call.day, now=call.now,
             platform=call.request.context.platform, shelves=shelves,
             items={item: item_info(meta) for item, meta in metadata.items()}, boosts=boosts, ctr=ctr,
             watch=user.watch, exposures=exposures_of(impressions, user.clicks),
             anonymous=call.request.user_id is None, user_age=user.age, placement_arm=arm,
+            resurface_excluded=resurface_excluded,
         ), config)
-        call.stats.boosts_disabled += showcase.summary.get("boost.disabled_low_ctr", 0)
-        call.stats.boosts_capped += (showcase.summary.get("boost_cap.dropped_shelf_cap", 0)
-                                     + showcase.summary.get("boost_cap.dropped_page_cap", 0))
-        return showcase
 
     def _boosts(self, call: _Call) -> frozenset[str]:
         boosts = self.backends.boosts
@@ -461,13 +541,15 @@ class Recommender:
             flt = cached[1]
         else:
             try:
-                flt = self.filters.get(name)
+                flt = guarded_call(self.backends.breakers.get(REDIS), lambda: self.filters.get(name),
+                                   self.backends.store_errors)
             except FilterNotFoundError as exc:
                 self._filters.pop(name, None)
                 raise RequestRejected(404, [FieldError("filterName", str(exc))]) from None
-            except self.backends.store_errors as exc:
+            except StoreSkipped as exc:
                 if cached is None:
-                    raise ServiceUnavailable(f"filters: the filter store is unavailable ({exc})") from None
+                    log.warning("filters: the filter store is unavailable: %r", exc.__cause__ or exc)
+                    raise ServiceUnavailable("filters: the filter store is unavailable; retry later") from None
                 flt, stale = cached[1], True
             else:
                 self._filters[name] = (time.monotonic() + self.config.blender_reload_s, flt)
@@ -498,20 +580,33 @@ class Recommender:
             lost = deliver(sinks, events) if sinks and events else {}
             if lost:
                 log.error("recommend: %d impression events not delivered: %s", len(lost), lost)
-            if store is not None and not call.store_down:
-                store.record(user_id, items, call.now)
+            if store is not None:
+                self._write_store("impressions", lambda: store.record(user_id, items, call.now))
 
         self.side_effects.submit(write)
 
+    def _write_store(self, part: str, write: Callable[[], None]) -> None:
+        """A write off the response path, through the store's breaker; a failure is logged (nothing waits on it)."""
+        try:
+            guarded_call(self.backends.breakers.get(REDIS), write, self.backends.store_errors)
+        except StoreSkipped as exc:
+            log.warning("recommend: %s not written: %r", part, exc.__cause__ or exc)
+
     def _store_snapshot(self, call: _Call, showcase: Showcase, config: BlenderConfig) -> None:
         store = self.backends.snapshots
-        if store is None or call.store_down:
+        if store is None or REDIS in call.down:
             return
         visible = [(shelf.shelf_id, [p.item_id for p in shelf.items[: config.fingerprint.visible_items]])
                    for shelf in showcase.shelves[: config.fingerprint.visible_shelves]]
         snapshot = Snapshot.of(visible, showcase.fingerprint)
         user_id, day = call.request.user_id or "", call.day
-        self.side_effects.submit(lambda: store.put(user_id, day, snapshot))
+        self.side_effects.submit(
+            lambda: self._write_store("showcase snapshot", lambda: store.put(user_id, day, snapshot)))
+
+
+def _shortfall(requested: int, returned: int) -> dict[str, Any]:
+    """The flag of a short list: it had fewer items to give than asked for (see the README); none when full."""
+    return {} if returned >= requested else {"shortfall": {"requested": requested, "returned": returned}}
 
 
 def _interleave(lists: list[list[tuple[str, float, str]]]) -> list[tuple[str, float, str]]:

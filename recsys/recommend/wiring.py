@@ -45,7 +45,7 @@ from recsys.ranking.features import FeatureSchema
 from recsys.recommend.api import RecommendApi
 from recsys.recommend.breaker import CircuitBreaker
 from recsys.recommend.scoring import GuardedScorer, HttpScorer, SageMakerScorer, Scorer
-from recsys.recommend.service import Backends, Recommender
+from recsys.recommend.service import FEATURE_STORE, REDIS, Backends, Recommender
 from recsys.recommend.stores import EditorBoosts, ImpressionStore, RedisFilterStore, redis_item_metadata
 from recsys.recommend.telemetry import record_response
 from recsys.tracker.sinks import EventSink, SnsEventPublisher, archive_for
@@ -125,7 +125,11 @@ def build_recommender(stage: StageConfig, model: ServingModel, scorer: Scorer, *
     names = stage.names
     guarded = GuardedScorer(scorer, config.endpoint_timeout_ms / 1000.0,
                             CircuitBreaker(config.breaker_failures, config.breaker_reset_s))
-    backends = Backends(scorer=guarded, sinks=sinks, store_errors=STORE_ERRORS)
+    blender = HotReloadingConfig(blender_loader or (lambda: {}), config.blender_reload_s)
+    breakers = {store: CircuitBreaker(config.store_breaker_failures, config.store_breaker_reset_s)
+                for store in (REDIS, FEATURE_STORE)}
+    backends = Backends(scorer=guarded, sinks=sinks, store_errors=STORE_ERRORS, breakers=breakers,
+                        rules_current=lambda: blender.last_error is None)
     if redis_client is not None:
         backends.reader = FeatureReader(redis_client, stage.pit_features)
         backends.item_metadata = redis_item_metadata(redis_client)
@@ -140,15 +144,18 @@ def build_recommender(stage: StageConfig, model: ServingModel, scorer: Scorer, *
         user_group, item_group = feature_group("user", names).name, feature_group("item", names).name
         backends.user_features = lambda user_id: feature_store.get_record(user_group, user_id)
         backends.item_features = lambda item_ids: feature_store.batch_get(item_group, item_ids)
-    blender = HotReloadingConfig(blender_loader or (lambda: {}), config.blender_reload_s)
     return Recommender(model.candidates, model.schema, config, blender.get, registry, backends,
                        model_version=model.version, background=background,
                        on_response=on_response or (lambda stats: None))
 
 
-def ssm_parameter_loader(name: str):
+def ssm_parameter_loader(name: str, timeout_s: float = 1.0):
+    """Reads the blender rules; on the request path, so a stalled SSM costs one read `timeout_s`, not a retry
+    series (the last good rules serve meanwhile, and answers say so)."""
+
     def load() -> str:
-        return aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        ssm = aws.client("ssm", connect_timeout=timeout_s, read_timeout=timeout_s, max_attempts=1)
+        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
 
     return load
 
@@ -172,7 +179,7 @@ def recommender_from_env(stage: StageConfig, metrics: Any = None) -> Recommender
     else:
         runtime = aws.client("sagemaker-runtime", connect_timeout=timeout_s, read_timeout=timeout_s)
         scorer = SageMakerScorer(os.environ.get("ENDPOINT_NAME") or stage.names.endpoint, runtime)
-    client = redis_from_env()
+    client = redis_from_env(timeout_s=config.store_timeout_ms / 1000.0, retries=1)
     kind = os.environ.get("RECSYS_FEATURE_STORE") or ("local" if os.environ.get("RECSYS_REDIS_URL") else "sagemaker")
     groups = feature_groups(stage.names)
     feature_store = LocalFeatureStore(client, groups) if kind == "local" else SageMakerFeatureStore(groups)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from recsys.inputs import MAX_JSON_DEPTH, json_depth_problem
 from recsys.tracker.service import ServiceUnavailable
 from recsys.tracker.validation import FieldError, RequestRejected
 
@@ -90,13 +91,20 @@ def decode_json_body(request: HttpRequest, max_body_bytes: int) -> Any:
         message = f"{len(request.body)} bytes exceed the limit of {max_body_bytes}"
         raise RequestRejected(413, [FieldError("body", message)])
     try:
-        return json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise RequestRejected(400, [FieldError("body", "is not UTF-8")]) from None
+        document = json.loads(request.body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise RequestRejected(400, [FieldError("body", f"is not UTF-8 (byte {exc.start})")]) from None
     except RecursionError:
-        raise RequestRejected(400, [FieldError("body", "nests too deeply")]) from None
-    except ValueError as exc:
-        raise RequestRejected(400, [FieldError("body", f"is not valid JSON: {exc}")]) from None
+        raise RequestRejected(400, [FieldError("body", f"nests more than {MAX_JSON_DEPTH} levels")]) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise RequestRejected(400, [FieldError("body", f"is not valid JSON at {where}: {exc.msg}")]) from None
+    except ValueError as exc:  # NaN / Infinity, refused by _reject_constant
+        raise RequestRejected(400, [FieldError("body", str(exc))]) from None
+    problem = json_depth_problem(document)
+    if problem:
+        raise RequestRejected(400, [FieldError("body", problem)])
+    return document
 
 
 Route = Callable[[Any], tuple[int, Any]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from recsys.tracker.validation import (
     parse_track_request,
 )
 
+log = logging.getLogger(__name__)
 Status = Literal["accepted", "rejected", "failed"]
 
 
@@ -57,12 +59,18 @@ class TrackOutcome:
         return 503 if self.count("failed") else 400
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "accepted": self.count("accepted"),
             "rejected": self.count("rejected"),
             "failed": self.count("failed"),
             "results": [result.to_dict() for result in self.results],
         }
+        if self.http_status == 503:
+            data["message"] = "no event could be delivered; retry the same request later"
+        elif self.http_status == 400:
+            errors = [str(error) for result in self.results for error in result.errors]
+            data["message"] = "no event was accepted: " + "; ".join(errors)
+        return data
 
 
 def _writer_rejection(verdict: EventVerdict, writable: Callable[[Event], None]) -> EventVerdict:
@@ -155,5 +163,6 @@ class CatalogUpdater:
         except (ValueError, OverflowError) as exc:  # OverflowError: a huge integer where a number is expected
             raise RequestRejected(400, [_catalog_error(kind, exc)]) from None
         except self.unavailable as exc:
-            raise ServiceUnavailable(f"the feature store is unavailable: {type(exc).__name__}") from exc
+            log.warning("catalog upsert: the feature store is unavailable: %r", exc)
+            raise ServiceUnavailable("the feature store is unavailable; retry later") from exc
         return {"upserted": len(records)}

@@ -7,15 +7,14 @@ Every problem is reported as a `FieldError` that names the field with a path int
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from recsys.config import EventTrackerConfig
-from recsys.events import Event
+from recsys.events import Event, InvalidEvent, parse_event_record
+from recsys.inputs import field_label, finite_number, json_depth_problem, parse_time, text_problem, type_name
 
 ENVELOPE_FIELDS = ("user_id", "session_id", "events")
 EVENT_FIELDS = (
@@ -87,30 +86,12 @@ class _Errors:
         self.items.append(FieldError(self.path(name), message))
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__
-    )
-
-
-def _id_problem(value: Any, max_chars: int) -> str | None:
-    if not isinstance(value, str):
-        return f"must be a string, got {_type_name(value)}"
-    if not value.strip():
-        return "must not be empty"
-    if len(value) > max_chars:
-        return f"has {len(value)} characters; the limit is {max_chars}"
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        return "must not contain control characters"
-    return None
-
-
 def _check_id(errors: _Errors, data: Mapping[str, Any], name: str, max_chars: int, *, required: bool) -> str | None:
     if name not in data or data[name] is None:
         if required:
             errors.add(name, "is required")
         return None
-    problem = _id_problem(data[name], max_chars)
+    problem = text_problem(data[name], max_chars)
     if problem:
         errors.add(name, problem)
         return None
@@ -120,88 +101,55 @@ def _check_id(errors: _Errors, data: Mapping[str, Any], name: str, max_chars: in
 def _unknown_fields(errors: _Errors, data: Mapping[str, Any], known: Sequence[str]) -> None:
     for name in data:
         if name not in known:
-            errors.add(str(name)[:64], f"unknown field; expected one of {', '.join(known)}")
-
-
-def _number(value: Any) -> float | None:
-    """`value` as a finite float, or None when it is not a JSON number (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer literal beyond float range
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+            errors.add(field_label(name), f"unknown field; expected one of {', '.join(known)}")
 
 
 def parse_sent_at(value: Any, config: EventTrackerConfig, now: float) -> tuple[float | None, str | None]:
-    """(unix seconds, None) for a valid sent_at, else (None, the problem)."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None, "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z"
-        if parsed.tzinfo is None:
-            return None, "an ISO-8601 time needs a timezone (Z or +hh:mm)"
-        try:
-            seconds = parsed.timestamp()
-        except OverflowError:  # e.g. year 1 with a positive offset
-            return None, f"{value} is before {_iso(config.min_sent_at_s)}"
-    else:
-        number = _number(value)
-        if number is None:
-            return None, f"must be unix seconds (a number) or an ISO-8601 string, got {_type_name(value)}"
-        seconds = number
-    if seconds < config.min_sent_at_s:
-        return None, f"{value} is before {_iso(config.min_sent_at_s)}"
-    latest = now + config.max_clock_skew_s
-    if seconds > latest:
-        hint = " (milliseconds? send seconds)" if config.min_sent_at_s <= seconds / 1000 <= latest else ""
-        return None, f"{value} is more than {config.max_clock_skew_s} s ahead of the server clock{hint}"
+    """(unix seconds, None) for a valid sent_at, else (None, the problem): the platform's time rule, from
+    `min_sent_at_s`, and at most `max_clock_skew_s` ahead of the server clock."""
+    seconds, problem = parse_time(value, earliest=config.min_sent_at_s)
+    if problem:
+        return None, problem
+    if seconds > now + config.max_clock_skew_s:
+        return None, f"{value} is more than {config.max_clock_skew_s} s ahead of the server clock"
     return seconds, None
 
 
 def _check_properties(errors: _Errors, value: Any, config: EventTrackerConfig) -> dict[str, str]:
     if not isinstance(value, dict):
-        errors.add("properties", f"must be an object of string values, got {_type_name(value)}")
+        errors.add("properties", f"must be an object of string values, got {type_name(value)}")
         return {}
     if len(value) > config.max_properties:
         errors.add("properties", f"has {len(value)} entries; the limit is {config.max_properties}")
         return {}
     for key, item in value.items():
-        problem = _id_problem(key, config.max_id_chars)
+        problem = text_problem(key, config.max_id_chars)
         if problem:
-            errors.add(f"properties.{key[:64]}", f"key {problem}")
-        elif not isinstance(item, str):
-            errors.add(f"properties.{key[:64]}", f"must be a string, got {_type_name(item)}")
-        elif len(item) > config.max_property_value_chars:
-            errors.add(
-                f"properties.{key[:64]}",
-                f"has {len(item)} characters; the limit is {config.max_property_value_chars}",
-            )
+            errors.add(f"properties.{field_label(key)}", f"key {problem}")
+        else:
+            problem = text_problem(item, config.max_property_value_chars, free_text=True)
+            if problem:
+                errors.add(f"properties.{field_label(key)}", problem)
     return dict(value)
 
 
 def _check_impression(errors: _Errors, value: Any, config: EventTrackerConfig) -> tuple[str, ...]:
     if not isinstance(value, list):
-        errors.add("impression", f"must be an array of item ids, got {_type_name(value)}")
+        errors.add("impression", f"must be an array of item ids, got {type_name(value)}")
         return ()
     if len(value) > config.max_impressions:
         errors.add("impression", f"has {len(value)} item ids; the limit is {config.max_impressions}")
         return ()
     for position, item_id in enumerate(value):
-        problem = _id_problem(item_id, config.max_id_chars)
+        problem = text_problem(item_id, config.max_id_chars)
         if problem:
             errors.add(f"impression[{position}]", problem)
     return tuple(value)
 
 
 def _compact_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    # surrogatepass: a lone surrogate is counted here and reported by its field check, not raised
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def check_event(
@@ -217,7 +165,7 @@ def check_event(
     """Validate events[index] of a call and map it to the canonical Event (timestamp = sent_at, received_at = now)."""
     errors = _Errors(f"events[{index}]")
     if not isinstance(raw, dict):
-        error = FieldError(errors.prefix, f"must be an object, got {_type_name(raw)}")
+        error = FieldError(errors.prefix, f"must be an object, got {type_name(raw)}")
         return EventVerdict(index, None, errors=(error,))
     size = _compact_size(raw)
     if size > config.max_event_bytes:
@@ -231,9 +179,9 @@ def check_event(
 
     event_value = None
     if raw.get("event_value") is not None:
-        event_value = _number(raw["event_value"])
+        event_value = finite_number(raw["event_value"])
         if event_value is None:
-            errors.add("event_value", f"must be a finite number, got {_type_name(raw['event_value'])}")
+            errors.add("event_value", f"must be a finite number, got {type_name(raw['event_value'])}")
 
     sent_at = None
     if raw.get("sent_at") is None:
@@ -267,7 +215,7 @@ def check_event(
 def parse_track_request(payload: Any, config: EventTrackerConfig, now: float) -> TrackRequest:
     """Validate a POST /events body. Envelope problems raise RequestRejected; event problems are per event."""
     if not isinstance(payload, dict):
-        raise RequestRejected(400, [FieldError("body", f"must be a JSON object, got {_type_name(payload)}")])
+        raise RequestRejected(400, [FieldError("body", f"must be a JSON object, got {type_name(payload)}")])
     events = payload.get("events")
     if isinstance(events, list) and len(events) > config.max_events_per_call:
         message = f"{len(events)} events exceed the limit of {config.max_events_per_call} per call"
@@ -279,7 +227,7 @@ def parse_track_request(payload: Any, config: EventTrackerConfig, now: float) ->
     if events is None:
         errors.add("events", "is required")
     elif not isinstance(events, list):
-        errors.add("events", f"must be an array of events, got {_type_name(events)}")
+        errors.add("events", f"must be an array of events, got {type_name(events)}")
     elif not events:
         errors.add("events", "must contain at least one event")
     if errors.items:
@@ -303,14 +251,14 @@ def parse_metadata_request(payload: Any, kind: str, config: EventTrackerConfig) 
     if kind not in METADATA_KINDS:
         raise ValueError(f"unknown metadata kind {kind!r}: expected one of {', '.join(METADATA_KINDS)}")
     if not isinstance(payload, dict):
-        raise RequestRejected(400, [FieldError("body", f"must be a JSON object, got {_type_name(payload)}")])
+        raise RequestRejected(400, [FieldError("body", f"must be a JSON object, got {type_name(payload)}")])
     errors = _Errors()
     _unknown_fields(errors, payload, (kind,))
     records = payload.get(kind)
     if records is None:
         errors.add(kind, "is required")
     elif not isinstance(records, list):
-        errors.add(kind, f"must be an array of objects, got {_type_name(records)}")
+        errors.add(kind, f"must be an array of objects, got {type_name(records)}")
     elif not records:
         errors.add(kind, "must contain at least one record")
     elif len(records) > config.max_metadata_records_per_call:
@@ -319,40 +267,26 @@ def parse_metadata_request(payload: Any, kind: str, config: EventTrackerConfig) 
     else:
         for index, record in enumerate(records):
             if not isinstance(record, dict):
-                errors.add(f"{kind}[{index}]", f"must be an object, got {_type_name(record)}")
+                errors.add(f"{kind}[{index}]", f"must be an object, got {type_name(record)}")
     if errors.items:
         raise RequestRejected(400, errors.items)
     return records
 
 
 def decode_event_message(body: str) -> Event:
-    """The Event carried by a queue message (raw SNS delivery: the body is the Event JSON), or InvalidMessage."""
+    """The Event carried by a queue message (raw SNS delivery: the body is the Event JSON), or InvalidMessage.
+
+    The record is held to the same rules as the tracker's input (`recsys.events.parse_event_record`), so only a
+    message that no client of the tracker could have sent is poison.
+    """
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidMessage(f"body must be a JSON object, got {_type_name(data)}")
-    problems: list[str] = []
-    for name in ("event_id", "user_id", "event_type"):
-        if not isinstance(data.get(name), str) or not data[name]:
-            problems.append(f"{name} must be a non-empty string")
-    for name in ("item_id", "session_id", "recommendation_id"):
-        if data.get(name) is not None and not isinstance(data[name], str):
-            problems.append(f"{name} must be a string or null")
-    if _number(data.get("timestamp")) is None:
-        problems.append("timestamp must be a finite number")
-    for name in ("event_value", "received_at"):
-        if data.get(name) is not None and _number(data[name]) is None:
-            problems.append(f"{name} must be a finite number or null")
-    impression = data.get("impression")
-    if impression is not None and not (isinstance(impression, list) and all(isinstance(i, str) for i in impression)):
-        problems.append("impression must be an array of strings")
-    properties = data.get("properties")
-    if properties is not None and not (
-        isinstance(properties, dict) and all(isinstance(v, str) for v in properties.values())
-    ):
-        problems.append("properties must be an object of strings")
-    if problems:
-        raise InvalidMessage("; ".join(problems))
-    return Event.from_dict(data)
+    problem = json_depth_problem(data)
+    if problem:
+        raise InvalidMessage(f"body {problem}")
+    try:
+        return parse_event_record(data)
+    except InvalidEvent as exc:
+        raise InvalidMessage(str(exc)) from None

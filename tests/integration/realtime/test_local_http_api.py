@@ -88,22 +88,22 @@ def test_stop_frees_the_port():
         urllib.request.urlopen(url + "/", timeout=2)
 
 
-@pytest.mark.parametrize(("one_at_a_time", "expected_max"), [(True, 1), (False, 4)])
-def test_invocations_run_one_at_a_time_as_in_one_execution_environment(one_at_a_time, expected_max):
+@pytest.mark.parametrize(("concurrency", "expected_max"), [(1, 1), (2, 2), (8, 4)])
+def test_invocations_run_at_most_concurrency_at_once_as_in_that_many_execution_environments(concurrency,
+                                                                                             expected_max):
     active, peak, lock = [0], [0], threading.Lock()
-    all_in = threading.Barrier(4, timeout=2)
+    all_in = threading.Barrier(expected_max, timeout=2)
 
     def slow(event, context):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        if not one_at_a_time:
-            all_in.wait()  # proves four invocations overlap
+        all_in.wait()  # proves expected_max invocations overlap
         time.sleep(0.05)
         with lock:
             active[0] -= 1
         return {"statusCode": 200, "body": "{}"}
 
-    with LocalHttpApi(slow, one_at_a_time=one_at_a_time) as api, ThreadPoolExecutor(4) as pool:
+    with LocalHttpApi(slow, concurrency=concurrency) as api, ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(lambda _: post_json(api.url + "/", {})[0], range(4)))
     assert statuses == [200] * 4 and peak[0] == expected_max

@@ -17,7 +17,8 @@ _INTEGER_BOUNDS = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 # Any character CSV can carry (commas, quotes, newlines, accents, emoji) but NUL, "|" and unpaired surrogates.
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00" + MULTI_VALUE_SEPARATOR),
+    # Valid cells: no control characters and no line breaks (the platform's rule for ids, recsys.inputs).
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters=MULTI_VALUE_SEPARATOR),
     min_size=1,
     max_size=12,
 ).filter(lambda s: not s.isspace())

@@ -34,15 +34,17 @@ def only_error(source: Path, lake: Path) -> tuple[int, str | None, str, str]:
         (["u1", "  ", T0, "click", ""], "ITEM_ID", "required value is empty"),
         (["u1", "i1", "", "click", ""], "TIMESTAMP", "required value is empty"),
         (["u1", "i1", "yesterday", "click", ""], "TIMESTAMP", "not an integer: 'yesterday'"),
-        (["u1", "i1", T0 * 1000, "click", ""], "TIMESTAMP", "out of range: expected unix seconds between 2000-01-01"),
+        (["u1", "i1", T0 * 1000, "click", ""], "TIMESTAMP", "out of range: expected unix seconds between 1970-01-01"),
         (["u1", "i1", T0 * 1000, "click", ""], "TIMESTAMP", "(milliseconds? use seconds)"),
         (["u1", "i1", 2**63, "click", ""], "TIMESTAMP", "out of range for long"),
-        (["u1", "i1", 12, "click", ""], "TIMESTAMP", "out of range"),
+        (["u1", "i1", 0, "click", ""], "TIMESTAMP", "out of range"),
         (["u1", "i1", T0, "click", "lots"], "EVENT_VALUE", "not a number: 'lots'"),
         (["u1", "i1", T0, "click", "inf"], "EVENT_VALUE", "not a number"),
         (["u1", "i1", T0, "click", "1e400"], "EVENT_VALUE", "not a finite number"),
         (["u" * 257, "i1", T0, "click", ""], "USER_ID", "longer than 256 characters"),
-        (["u1", "i\x001", T0, "click", ""], "ITEM_ID", "contains a NUL character"),
+        (["u1", "i\x001", T0, "click", ""], "ITEM_ID", "contains U+0000, a control character, at character 1"),
+        (["u1", "i\x85", T0, "click", ""], "ITEM_ID", "contains U+0085, a control character, at character 1"),
+        (["u1", "i\u2028", T0, "click", ""], "ITEM_ID", "contains U+2028, a line break, at character 1"),
     ],
 )
 def test_bad_values_name_row_column_and_reason(tmp_path, cells, column, reason):
@@ -110,11 +112,18 @@ def test_quoted_cells_with_commas_newlines_and_a_bom(tmp_path):
     source = tmp_path / "in"
     source.mkdir()
     (source / "interactions.csv").write_bytes(
-        '\ufeffUSER_ID,ITEM_ID,TIMESTAMP,SESSION_ID\n"u,1","i\n1",1700000000,"s ""quoted"""\n'.encode()
+        '\ufeffUSER_ID,ITEM_ID,TIMESTAMP,SESSION_ID\n"u,1","i 1",1700000000,"s ""quoted"""\n'.encode()
     )
-    write_csv(source / "items.csv", ["ITEM_ID", "CREATION_TIMESTAMP", "TITLE"], [["i\n1", 0, "Title, with a comma"]])
+    write_csv(source / "items.csv", ["ITEM_ID", "CREATION_TIMESTAMP", "TITLE"],
+              [["i 1", 0, "Title, with a comma\nand a second line"]])
     report = import_dataset(source, tmp_path / "lake", config=NO_MINIMUM)
     assert report.rows == {"interactions": 1, "items": 1}
+
+
+def test_an_id_with_a_line_break_is_refused_as_every_api_refuses_it(tmp_path):
+    source = interactions(tmp_path / "in", [["u1", "i\n1", T0, "click", ""]] + good_rows(2))
+    row, column, reason, _ = only_error(source, tmp_path / "lake")
+    assert (row, column, reason) == (2, "ITEM_ID", "contains U+000A, a control character, at character 1")
 
 
 def test_empty_file_and_blank_lines(tmp_path):

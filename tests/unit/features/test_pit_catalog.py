@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys.features import ItemMeta, UserProfile
+from recsys.features import ItemCatalog, ItemMeta, UserProfile
 from recsys.features.layout import CATALOG_BYTES, FLAG_ANIMATED, FLAG_KNOWN, FLAG_PAID, MAX_TOPICS, name_hash
 from recsys.features.reader import CATALOG_DTYPE
 
@@ -27,9 +27,11 @@ def test_an_item_with_only_its_id_has_neutral_metadata():
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({}, "items\\[3\\].ITEM_ID: required"),
-        ({"ITEM_ID": "  "}, "items\\[3\\].ITEM_ID: required"),
-        ({"ITEM_ID": "x" * 257}, "items\\[3\\].ITEM_ID: at most 256 characters"),
+        ({}, "items\\[3\\].ITEM_ID: is required"),
+        ({"ITEM_ID": "  "}, "items\\[3\\].ITEM_ID: must not be empty or blank"),
+        ({"ITEM_ID": "x" * 257}, "items\\[3\\].ITEM_ID: has 257 characters; the limit is 256"),
+        ({"ITEM_ID": "a\nb"}, "items\\[3\\].ITEM_ID: must not contain U\\+000A, a control character"),
+        ({"ITEM_ID": "a\ud800"}, "items\\[3\\].ITEM_ID: must not contain U\\+D800, a lone surrogate"),
         ({"ITEM_ID": "i", "PRICE": "cheap"}, "items\\[3\\].PRICE: must be a number"),
         ({"ITEM_ID": "i", "PRICE": -1}, "items\\[3\\].PRICE: must be >= 0"),
         ({"ITEM_ID": "i", "PRICE": "nan"}, "items\\[3\\].PRICE: must be finite"),
@@ -44,6 +46,21 @@ def test_bad_item_columns_are_named(record, message):
         ItemMeta.parse(record, "items[3]")
 
 
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"ITEM_ID": "a", "TITLE": "t\ud800"}, "items\\[1\\].TITLE: must not contain U\\+D800, a lone surrogate"),
+        ({"ITEM_ID": "a", "T\x00": "t"}, "items\\[1\\].T\x00: the column name must not contain U\\+0000"),
+        ({"ITEM_ID": "a", "DESCRIPTION": "bell\x07"}, "items\\[1\\].DESCRIPTION: must not contain U\\+0007"),
+    ],
+)
+def test_every_stored_column_follows_the_input_rules_and_nothing_is_half_written(redis_client, record, message):
+    catalog = ItemCatalog(redis_client)
+    with pytest.raises(ValueError, match=message):
+        catalog.upsert_items([{"ITEM_ID": "good"}, record])
+    assert redis_client.dbsize() == 0
+
+
 def test_user_profiles_keep_age_and_topics():
     assert UserProfile.parse({"USER_ID": "u1", "AGE": "17", "TOPICS": ["Kids", "kids", "Music"]}) == UserProfile(
         "u1", 17.0, ("kids", "music"))
@@ -53,7 +70,7 @@ def test_user_profiles_keep_age_and_topics():
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"AGE": 30}, "users\\[0\\].USER_ID: required"),
+        ({"AGE": 30}, "users\\[0\\].USER_ID: is required"),
         ({"USER_ID": "u", "AGE": "old"}, "users\\[0\\].AGE: must be a number"),
         ({"USER_ID": "u", "AGE": 200}, "users\\[0\\].AGE: must lie in \\[0, 150\\]"),
         ({"USER_ID": "u", "AGE": True}, "users\\[0\\].AGE: must be a number"),

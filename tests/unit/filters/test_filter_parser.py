@@ -229,6 +229,29 @@ def test_expressions_longer_than_personalize_allows_are_rejected():
         parse_filter(text)
 
 
+@pytest.mark.parametrize("depth", [33, 300, 1200])
+def test_parentheses_nested_deeper_than_the_limit_are_a_syntax_error_not_a_recursion_error(depth):
+    text = "EXCLUDE ItemID WHERE " + "(" * depth + 'Items.A IN ("x")' + ")" * depth
+    with pytest.raises(FilterSyntaxError) as caught:
+        compile_filter(text)
+    assert str(caught.value) == f"at column {22 + 32}: expected at most 32 levels of parentheses"
+
+
+def test_parentheses_up_to_the_limit_parse_and_print_back():
+    text = "EXCLUDE ItemID WHERE " + "(" * 32 + 'Items.A IN ("x") OR Items.B IN ("y")' + ")" * 32
+    assert format_filter(parse_filter(text)) == 'EXCLUDE ItemID WHERE Items.A IN ("x") OR Items.B IN ("y")'
+
+
+@pytest.mark.parametrize(("text", "column", "found"), [
+    ('EXCLUDE ItemID WHERE Items.A IN ("\ud800")', 35, "U+D800, a lone surrogate (not valid Unicode)"),
+    ('EXCLUDE ItemID WHERE Items.A IN ("a\x00")', 36, "U+0000, a control character"),
+])
+def test_text_that_is_not_well_formed_is_a_syntax_error_at_its_column(text, column, found):
+    with pytest.raises(FilterSyntaxError) as caught:
+        parse_filter(text)
+    assert str(caught.value) == f"at column {column}: expected text, found {found}"
+
+
 def test_a_non_string_is_a_type_error():
     with pytest.raises(TypeError, match="must be a str, not NoneType"):
         parse_filter(None)

@@ -36,8 +36,8 @@ def test_invalid_records_fail_with_the_field_named_and_keep_their_data():
     assert [r["result"] for r in result.records] == ["ProcessingFailed"] * 3
     assert [r["data"] for r in result.records] == [bad_json["data"], bad_field["data"], missing_user["data"]]
     assert "not a JSON event" in result.errors[0]
-    assert result.errors[1] == "r2: timestamp: must be a finite number"
-    assert result.errors[2] == "r3: user_id: required non-empty string"
+    assert result.errors[1] == "r2: timestamp: must be unix seconds (a number)"
+    assert result.errors[2] == "r3: user_id: is required"
 
 
 def test_repeated_event_ids_in_a_batch_are_dropped():

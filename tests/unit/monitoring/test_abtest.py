@@ -230,7 +230,7 @@ def test_ab_job_on_local_files_and_lake_events(tmp_path):
         [o for o in outcomes if o.recommendation_id.startswith("B")])
     assert report.rejected_records == 2
     assert report.errors[0].endswith(f"exposures/part-0.jsonl:{len(exposures) + 2}: user_id: required non-empty string")
-    assert report.errors[1].endswith("part-0.jsonl.gz:" + str(len(events) + 1) + ": user_id: required non-empty string")
+    assert report.errors[1].endswith("part-0.jsonl.gz:" + str(len(events) + 1) + ": user_id: is required")
     assert publisher.value("ABExposures", Variant="B") == 300
     latest = json.loads((tmp_path / "reports" / "ab-latest.json").read_text())
     assert latest["window_start"] == T0 and (tmp_path / "reports" / "ab-20240501T120000Z.html").exists()

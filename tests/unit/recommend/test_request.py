@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.config import RecommendConfig
 from recsys.recommend.request import ROUTE_FIELDS, parse_request
 from recsys.tracker.validation import RequestRejected
+from tests.hostile import hostile_text, hostile_time
 
 CONFIG = RecommendConfig()
 
@@ -37,13 +38,22 @@ def test_defaults():
     assert request.context.time is None and request.user_id is None
 
 
+SURROGATE = "a lone surrogate (not valid Unicode)"
+
+
 @pytest.mark.parametrize(("route", "body", "field", "message"), [
     ("recommendations", {}, "userId", "is required"),
-    ("recommendations", {"userId": ""}, "userId", "must be a non-empty string"),
-    ("recommendations", {"userId": 7}, "userId", "must be a non-empty string"),
+    ("recommendations", {"userId": ""}, "userId", "must not be empty or blank"),
+    ("recommendations", {"userId": 7}, "userId", "must be a string, got number"),
+    ("recommendations", {"userId": "u\ud800"}, "userId", f"must not contain U+D800, {SURROGATE}, at character 1"),
+    ("recommendations", {"userId": "u\x7f"}, "userId",
+     "must not contain U+007F, a control character, at character 1"),
+    ("recommendations", {"userId": "u\x85"}, "userId",
+     "must not contain U+0085, a control character, at character 1"),
+    ("recommendations", {"userId": "a\u2028b"}, "userId", "must not contain U+2028, a line break, at character 1"),
     ("recommendations", {"userId": "u", "numResults": 0}, "numResults", "must be between 1 and 500, got 0"),
-    ("recommendations", {"userId": "u", "numResults": "5"}, "numResults", "must be an integer, got str"),
-    ("recommendations", {"userId": "u", "numResults": True}, "numResults", "must be an integer, got bool"),
+    ("recommendations", {"userId": "u", "numResults": "5"}, "numResults", "must be an integer, got string"),
+    ("recommendations", {"userId": "u", "numResults": True}, "numResults", "must be an integer, got boolean"),
     ("recommendations", {"userId": "u", "numresults": 5}, "numresults",
      "is not a known field of /recommendations; known: userId, sessionId, numResults, filterName, filterValues, "
      "context"),
@@ -53,18 +63,35 @@ def test_defaults():
     ("recommendations", {"userId": "u", "context": {"device": "tv"}}, "context.device",
      "is not a known field; known: platform, geography, time"),
     ("recommendations", {"userId": "u", "context": {"time": 1714564800000}}, "context.time",
-     "must be unix seconds between 2000 and 2100, got 1714564800000"),
+     "1714564800000 is outside the platform's time range: must be between 1970-01-01T00:00:01Z and "
+     "2100-01-01T00:00:00Z (milliseconds? send seconds)"),
+    ("recommendations", {"userId": "u", "context": {"time": "0001-01-01T00:00:00Z"}}, "context.time",
+     "'0001-01-01T00:00:00Z' is outside the platform's time range: must be between 1970-01-01T00:00:01Z and "
+     "2100-01-01T00:00:00Z"),
+    ("recommendations", {"userId": "u", "context": {"time": "0001-01-01T00:00:00+14:00"}}, "context.time",
+     "'0001-01-01T00:00:00+14:00' is outside the platform's time range: must be between 1970-01-01T00:00:01Z and "
+     "2100-01-01T00:00:00Z"),
+    ("recommendations", {"userId": "u", "context": {"time": "9999-12-31T23:59:59-14:00"}}, "context.time",
+     "'9999-12-31T23:59:59-14:00' is outside the platform's time range: must be between 1970-01-01T00:00:01Z and "
+     "2100-01-01T00:00:00Z"),
     ("recommendations", {"userId": "u", "context": {"time": "yesterday"}}, "context.time",
-     "must be unix seconds or an ISO-8601 time with a timezone, got 'yesterday'"),
+     "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z"),
+    ("recommendations", {"userId": "u", "context": {"time": "2024-05-01T12:00:00"}}, "context.time",
+     "an ISO-8601 time needs a timezone (Z or +hh:mm)"),
     ("recommendations", {"userId": "u", "context": "web"}, "context",
      "must be an object with platform, geography and/or time"),
     ("ranking", {"userId": "u"}, "itemList", "is required"),
     ("ranking", {"userId": "u", "itemList": []}, "itemList", "must be a non-empty array of item id strings"),
-    ("ranking", {"userId": "u", "itemList": ["a", 3]}, "itemList[1]", "must be a non-empty string"),
+    ("ranking", {"userId": "u", "itemList": ["a", 3]}, "itemList[1]", "must be a string, got number"),
     ("ranking", {"userId": "u", "itemList": ["a"], "numResults": 3}, "numResults",
      "is not a known field of /ranking; known: userId, sessionId, itemList, filterName, filterValues, context"),
     ("related", {}, "itemId", "is required"),
-    ("showcase", {"userId": "u\x00"}, "userId", "must not contain control characters"),
+    ("showcase", {"userId": "u\x00"}, "userId",
+     "must not contain U+0000, a control character, at character 1"),
+    ("recommendations", {"userId": "u", "filterName": "f", "filterValues": {"G": '"a\ud800"'}}, "filterValues.G",
+     f"must not contain U+D800, {SURROGATE}, at character 2"),
+    ("recommendations", {"userId": "u", "context": {"platform": "web\n"}}, "context.platform",
+     "must not contain U+000A, a control character, at character 3"),
 ])
 def test_bad_fields_are_named(route, body, field, message):
     assert rejected(route, body)[field] == message
@@ -97,3 +124,29 @@ def test_any_json_body_parses_or_is_a_400_naming_known_fields(route, body):
             json.dumps(error.to_dict())
     else:
         assert 1 <= request.num_results <= CONFIG.max_num_results
+
+
+@settings(max_examples=1500, deadline=None)
+@given(route=st.sampled_from(sorted(ROUTE_FIELDS)), body=st.fixed_dictionaries({}, optional={
+    "userId": hostile_text, "sessionId": hostile_text, "itemId": hostile_text,
+    "itemList": st.lists(hostile_text, min_size=1, max_size=3),
+    "context": st.fixed_dictionaries({}, optional={"time": hostile_time, "platform": hostile_text,
+                                                   "geography": hostile_text})}))
+def test_every_accepted_request_logs_exposures_the_pipeline_accepts(route, body):
+    """Nothing a client can send becomes poison: the impression events of any accepted request (its user, session
+    and time) pass the queue consumer's and the lake's check."""
+    from recsys.events import parse_event_record
+    from recsys.recommend.exposure import ShownList, impression_events
+
+    body = {name: value for name, value in body.items() if name in ROUTE_FIELDS[route]}
+    try:
+        request = parse_request(route, body, CONFIG)
+    except RequestRejected:
+        return
+    if request.user_id is None:
+        return
+    events = impression_events(user_id=request.user_id, session_id=request.session_id, recommendation_id="r" * 32,
+                               variant="champion", route=route, lists=[ShownList(("i1", "i2"), "shelf", 0)],
+                               now=request.context.time or 1_714_564_800.0, degraded=False, latency_ms=1.0)
+    for event in events:
+        assert parse_event_record(json.loads(event.to_json())) == event

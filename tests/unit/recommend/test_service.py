@@ -217,3 +217,12 @@ def test_a_filter_store_outage_serves_known_filters_degraded_and_refuses_unknown
     assert body["degradedReasons"] == ["store_unavailable:filters"] and len(body["itemList"]) == 3
     with pytest.raises(ServiceUnavailable, match="filter store is unavailable"):
         rec.handle(parse_request("popular", {"filterName": "other"}, rec.config))
+
+
+def test_the_make_up_banner_names_an_item_of_the_served_catalogue(world):
+    from recsys.local.serve import _some_item
+
+    models, _ = world
+    item = _some_item(models)
+    assert models.catalog.index_of(item) >= 0  # a real item id (not a Redis key's bucket tag): /related answers
+    assert item == models.recommend("popularity", CandidateRequest(), 1).item_ids[0]

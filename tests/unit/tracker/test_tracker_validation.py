@@ -3,11 +3,12 @@
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsys.config import EventTrackerConfig
 from recsys.events import Event
+from tests.hostile import hostile_number, hostile_text, hostile_time
 from recsys.tracker.validation import (
     InvalidMessage,
     RequestRejected,
@@ -18,6 +19,8 @@ from recsys.tracker.validation import (
     parse_track_request,
 )
 
+SURROGATE = "a lone surrogate (not valid Unicode)"
+RANGE = "must be between 1970-01-01T00:00:01Z and 2100-01-01T00:00:00Z"
 CONFIG = EventTrackerConfig()
 NOW = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 
@@ -79,10 +82,17 @@ def test_a_missing_event_id_is_generated_and_unique():
     ("raw", "expected"),
     [
         ({"sent_at": NOW}, {"events[0].event_type": "is required"}),
-        (event(event_type=""), {"events[0].event_type": "must not be empty"}),
+        (event(event_type=""), {"events[0].event_type": "must not be empty or blank"}),
         (event(event_type=7), {"events[0].event_type": "must be a string, got number"}),
         (event(item_id="x" * 257), {"events[0].item_id": "has 257 characters; the limit is 256"}),
-        (event(item_id="a\nb"), {"events[0].item_id": "must not contain control characters"}),
+        (event(item_id="a\nb"), {"events[0].item_id": "must not contain U+000A, a control character, at character 1"}),
+        (event(item_id="a\x9fb"), {"events[0].item_id": "must not contain U+009F, a control character, at "
+                                                    "character 1"}),
+        (event(item_id="a\udfffb"), {"events[0].item_id": f"must not contain U+DFFF, {SURROGATE}, at character 1"}),
+        (event(properties={"p": "a\ud800"}), {"events[0].properties.p": f"must not contain U+D800, {SURROGATE}, at "
+                                                                       "character 1"}),
+        (event(properties={"p": "a\x00"}), {"events[0].properties.p": "must not contain U+0000, a control character, "
+                                                                     "at character 1"}),
         (event(event_id=["e"]), {"events[0].event_id": "must be a string, got array"}),
         (event(recommendation_id=True), {"events[0].recommendation_id": "must be a string, got boolean"}),
         (event(event_value="5"), {"events[0].event_value": "must be a finite number, got string"}),
@@ -91,7 +101,7 @@ def test_a_missing_event_id_is_generated_and_unique():
         (event(sent_at=None), {"events[0].sent_at": "is required"}),
         (event(properties=["a"]), {"events[0].properties": "must be an object of string values, got array"}),
         (event(properties={"n": 1}), {"events[0].properties.n": "must be a string, got number"}),
-        (event(properties={"": "v"}), {"events[0].properties.": "key must not be empty"}),
+        (event(properties={"": "v"}), {"events[0].properties.''": "key must not be empty or blank"}),
         (event(impression="i1"), {"events[0].impression": "must be an array of item ids, got string"}),
         (event(impression=["i1", 2]), {"events[0].impression[1]": "must be a string, got number"}),
         (
@@ -116,6 +126,12 @@ def test_all_problems_of_an_event_are_reported_at_once():
     }
 
 
+def test_property_values_are_free_text_with_tabs_and_line_breaks():
+    verdict = check_event(0, event(properties={"note": "two\nlines\tand\r\n"}), user_id="u1", session_id="s1",
+                          config=CONFIG, now=NOW)
+    assert verdict.errors == () and verdict.event.properties == {"note": "two\nlines\tand\r\n"}
+
+
 def test_an_event_that_is_not_an_object_is_rejected_alone():
     request = parse_track_request(body(event(), "click"), CONFIG, NOW)
     assert request.verdicts[0].event is not None
@@ -132,13 +148,16 @@ def test_an_event_that_is_not_an_object_is_rejected_alone():
         ("2024-05-01T12:00:00", "an ISO-8601 time needs a timezone (Z or +hh:mm)"),
         ("yesterday", "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z"),
         ("1714564800", "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z"),
-        (True, "must be unix seconds (a number) or an ISO-8601 string, got boolean"),
-        ({}, "must be unix seconds (a number) or an ISO-8601 string, got object"),
-        (946_684_799, "946684799 is before 2000-01-01T00:00:00Z"),
-        ("1999-12-31T23:59:59Z", "1999-12-31T23:59:59Z is before 2000-01-01T00:00:00Z"),
-        ("0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00+14:00 is before 2000-01-01T00:00:00Z"),
+        (True, "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z, got boolean"),
+        ({}, "must be unix seconds or an ISO-8601 time with a timezone, e.g. 2024-05-01T12:00:00Z, got object"),
+        ("1999-12-31T23:59:59Z", None),  # history of any era since 1970 is accepted (a backfill)
+        (0, f"0 is outside the platform's time range: {RANGE}"),
+        (-1.5, f"-1.5 is outside the platform's time range: {RANGE}"),
+        ("1969-12-31T23:59:59Z", f"'1969-12-31T23:59:59Z' is outside the platform's time range: {RANGE}"),
+        ("0001-01-01T00:00:00+14:00", f"'0001-01-01T00:00:00+14:00' is outside the platform's time range: {RANGE}"),
+        ("9999-12-31T23:59:59-14:00", f"'9999-12-31T23:59:59-14:00' is outside the platform's time range: {RANGE}"),
         (NOW + 901, f"{NOW + 901} is more than 900 s ahead of the server clock"),
-        (NOW * 1000, f"{NOW * 1000} is more than 900 s ahead of the server clock (milliseconds? send seconds)"),
+        (NOW * 1000, f"{NOW * 1000} is outside the platform's time range: {RANGE} (milliseconds? send seconds)"),
     ],
 )
 def test_sent_at_forms_and_bounds(sent_at, problem):
@@ -192,7 +211,8 @@ def test_too_many_events_is_413_before_anything_else():
     [
         ([], "body: must be a JSON object, got array"),
         ({"session_id": "s", "events": [event()]}, "user_id: is required"),
-        (body(event(), user_id=""), "user_id: must not be empty"),
+        (body(event(), user_id=""), "user_id: must not be empty or blank"),
+        (body(event(), session_id="s\ud800"), f"session_id: must not contain U+D800, {SURROGATE}, at character 1"),
         (body(event(), session_id=5), "session_id: must be a string, got number"),
         ({"user_id": "u", "session_id": "s"}, "events: is required"),
         (body(), "events: must contain at least one event"),
@@ -235,10 +255,17 @@ def test_queue_messages_decode_to_the_event_they_carry():
     ("body", "reason"),
     [
         ("not json", "body is not JSON"),
-        ("[1]", "body must be a JSON object, got array"),
-        ('{"user_id": "u", "event_type": "x", "timestamp": 1}', "event_id must be a non-empty string"),
-        ('{"event_id": "e", "user_id": "u", "event_type": "x", "timestamp": "1"}', "timestamp must be a finite number"),
-        ('{"event_id": "e", "user_id": "u", "event_type": "x", "timestamp": 1, "impression": "i"}', "impression must"),
+        ("[1]", "record: must be a JSON object"),
+        ("[" * 40 + "]" * 40, "body nests more than 32 levels of arrays and objects"),
+        ('{"user_id": "u", "event_type": "x", "timestamp": 1}', "event_id: is required"),
+        ('{"event_id": "e", "user_id": "u", "event_type": "x", "timestamp": "1"}',
+         "timestamp: must be unix seconds \\(a number\\)"),
+        ('{"event_id": "e", "user_id": "u", "event_type": "x", "timestamp": -62135596800}',
+         "timestamp: -62135596800 is outside the platform's time range"),
+        ('{"event_id": "e", "user_id": "u\\ud800", "event_type": "x", "timestamp": 1}',
+         "user_id: must not contain U\\+D800, a lone surrogate"),
+        ('{"event_id": "e", "user_id": "u", "event_type": "x", "timestamp": 1, "impression": "i"}',
+         "impression: must be a list of item ids"),
     ],
 )
 def test_poison_messages_are_named(body, reason):
@@ -276,3 +303,32 @@ def test_any_event_list_gives_one_verdict_per_event_and_valid_events_only(events
         if verdict.event is not None:
             assert CONFIG.min_sent_at_s <= verdict.event.timestamp <= NOW + CONFIG.max_clock_skew_s
             assert decode_event_message(verdict.event.to_json()) == verdict.event
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    user_id=st.one_of(hostile_text, st.text(min_size=1)),
+    session_id=st.one_of(hostile_text, st.text(min_size=1)),
+    raw=st.fixed_dictionaries(
+        {"event_type": st.one_of(hostile_text, st.just("click")), "sent_at": st.one_of(hostile_time, st.just(NOW))},
+        optional={"item_id": hostile_text, "event_id": hostile_text, "recommendation_id": hostile_text,
+                  "event_value": hostile_number, "properties": st.dictionaries(hostile_text, hostile_text, max_size=3),
+                  "impression": st.lists(hostile_text, max_size=3)}),
+)
+def test_every_event_the_tracker_accepts_passes_the_queue_consumer_and_the_lake_transform(user_id, session_id, raw):
+    """Nothing a client can send becomes poison: an accepted event decodes from its queue message and lands in
+    the lake, since every stage applies the same input rules (recsys.inputs)."""
+    import base64
+
+    from recsys.lake.transform import OK, transform_records
+
+    try:
+        request = parse_track_request({"user_id": user_id, "session_id": session_id, "events": [raw]}, CONFIG, NOW)
+    except RequestRejected:
+        return
+    event = request.verdicts[0].event
+    if event is None:
+        return
+    assert decode_event_message(event.to_json()) == event
+    record = {"recordId": "r", "data": base64.b64encode(event.to_json().encode()).decode()}
+    assert transform_records([record]).records[0]["result"] == OK
