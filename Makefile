@@ -9,12 +9,27 @@ NODE_STAMP := node_modules/.installed
 NATIVE_STAMP := $(VENV)/.native-decoder
 STAGE ?= dev
 PYTEST_ARGS ?=
+# LocalStack (docs/deploy.md): its own Python 3.13 venv and its own cdklocal, apart from the platform's pins.
+LOCALSTACK_DIR := .localstack
+LOCALSTACK_VENV := $(LOCALSTACK_DIR)/venv
+LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
+LOCALSTACK_TOOLS := tools/localstack
+CDKLOCAL_STAMP := $(LOCALSTACK_TOOLS)/node_modules/.installed
+# pyenv's 3.13, else any python3.13 on PATH.
+LOCALSTACK_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+# The LocalStack tier: the integration and e2e tiers again with AWS on LocalStack, plus its own tests.
+LOCALSTACK_TESTS ?= tests/integration tests/e2e tests/localstack
 
-.PHONY: help install demo up down status test test-unit test-infra test-integration test-e2e synth bench lock clean
+.PHONY: help install demo up down status test test-moto test-localstack test-unit test-infra test-integration \
+	test-e2e synth bench lock clean localstack-install localstack-up localstack-down localstack-lock deploy-smoke \
+	images
 
 help:
 	@echo "make demo   - set up and run the local platform end to end"
-	@echo "make test   - set up and run every test tier (benchmarks excluded)"
+	@echo "make test   - set up and run every test tier (benchmarks excluded): on moto, then on LocalStack"
+	@echo "make localstack-up / localstack-down - run LocalStack on the host (docs/deploy.md)"
+	@echo "make deploy-smoke - cdklocal deploy --all of the LocalStack profile, then check what it created"
+	@echo "make images - build every container image without Docker (buildah) and run its contract"
 	@echo "make up / make down / make status - keep the local services running, stop them, show them"
 	@echo "make synth  - synthesize the CDK app (STAGE=$(STAGE)) with cdk-nag; no AWS account or Docker needed"
 	@echo "make bench  - run the benchmarks"
@@ -51,8 +66,14 @@ down:
 status: $(PIP_STAMP)
 	$(PY) -m recsys status
 
-test: install
+# Both AWS targets; each pytest run prints its own pass / fail / skip counts.
+test: test-moto test-localstack
+
+test-moto: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-localstack: install $(LOCALSTACK_STAMP) $(CDKLOCAL_STAMP)
+	RECSYS_TEST_AWS=localstack $(PY) -m pytest $(LOCALSTACK_TESTS) $(PYTEST_ARGS)
 
 test-unit test-infra test-integration test-e2e: install
 	$(PY) -m pytest tests/$(subst test-,,$@) $(PYTEST_ARGS)
@@ -60,6 +81,40 @@ test-unit test-infra test-integration test-e2e: install
 synth: install
 	npx cdk synth --quiet -c stage=$(STAGE)
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+$(LOCALSTACK_STAMP): $(LOCALSTACK_TOOLS)/requirements.txt $(LOCALSTACK_TOOLS)/constraints.txt
+	@test -n "$(LOCALSTACK_PYTHON)" || { echo "LocalStack needs Python 3.13: pyenv install 3.13, or set LOCALSTACK_PYTHON"; exit 1; }
+	test -x $(LOCALSTACK_VENV)/bin/python || $(LOCALSTACK_PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r $(LOCALSTACK_TOOLS)/requirements.txt -c $(LOCALSTACK_TOOLS)/constraints.txt
+	touch $@
+
+$(CDKLOCAL_STAMP): $(LOCALSTACK_TOOLS)/package.json $(LOCALSTACK_TOOLS)/package-lock.json
+	cd $(LOCALSTACK_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+localstack-install: $(LOCALSTACK_STAMP) $(CDKLOCAL_STAMP)
+
+localstack-up: install $(LOCALSTACK_STAMP)
+	$(PY) -m recsys localstack-up
+
+localstack-down:
+	@test -x $(PY) && $(PY) -m recsys localstack-down || echo "nothing to stop"
+
+localstack-lock: $(LOCALSTACK_STAMP)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet -r $(LOCALSTACK_TOOLS)/requirements.txt
+	$(LOCALSTACK_VENV)/bin/python -m pip freeze | sort -f > $(LOCALSTACK_TOOLS)/constraints.txt
+
+deploy-smoke: install localstack-install
+	RECSYS_TEST_AWS=localstack $(PY) -m pytest tests/localstack/test_deploy_smoke.py $(PYTEST_ARGS)
+
+# Every image of the app, built without Docker from debootstrap stand-ins of its bases, and its contract run
+# (tools/images/build.py; docs/deploy.md). Needs root and Debian's buildah, podman, debootstrap and runc.
+IMAGE_TOOLS := buildah podman debootstrap runc
+images: install
+	@for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then apt-get install -y --no-install-recommends $(IMAGE_TOOLS) uidmap; fi
+	$(PY) -m tools.images.build
 
 bench: install
 	$(PY) -m benchmarks.run_all
@@ -70,4 +125,5 @@ lock:
 	$(PY) -m pip freeze --exclude-editable | sort > constraints.txt
 
 clean: down
-	rm -rf $(VENV) node_modules cdk.out build .local .pytest_cache .hypothesis recsys/features/_decode*.so
+	rm -rf $(VENV) node_modules cdk.out build .local .pytest_cache .hypothesis recsys/features/_decode*.so \
+		$(LOCALSTACK_DIR) $(LOCALSTACK_TOOLS)/node_modules

@@ -2,6 +2,7 @@
 
 - `demo`: the local platform end to end (what `make demo` runs);
 - `up` / `down` / `status`: keep the local services running between commands;
+- `localstack-up` / `localstack-down`: LocalStack on the host, the second local AWS target (docs/deploy.md);
 - `import`: import a Personalize-format CSV folder into the data lake;
 - `evaluate`: the offline evaluation report (docs/evaluation.md);
 - `batch-recommend`: batch recommendations, JSON lines of users -> JSON lines of recommendations (S3 or local);
@@ -17,6 +18,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = REPO_ROOT / ".local"
 STATE_FILE = STATE_DIR / "platform.json"
+LOCALSTACK_STATE_FILE = STATE_DIR / "localstack.json"
 DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "movietweetings-100k"
 
 
@@ -38,6 +40,20 @@ def _status(args: argparse.Namespace) -> int:
     from recsys.local.platform import describe
 
     print(describe(STATE_FILE))
+    return 0
+
+
+def _localstack_up(args: argparse.Namespace) -> int:
+    from recsys.local.localstack import up
+
+    up(LOCALSTACK_STATE_FILE)
+    return 0
+
+
+def _localstack_down(args: argparse.Namespace) -> int:
+    from recsys.local.localstack import down
+
+    down(LOCALSTACK_STATE_FILE)
     return 0
 
 
@@ -86,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=_up)
     commands.add_parser("down", help="stop the local services that `up` started").set_defaults(run=_down)
     commands.add_parser("status", help="show what runs where").set_defaults(run=_status)
+    commands.add_parser("localstack-up", help="start LocalStack on the host (port $LOCALSTACK_PORT, default 4566)"
+                        ).set_defaults(run=_localstack_up)
+    commands.add_parser("localstack-down", help="stop the LocalStack that localstack-up started"
+                        ).set_defaults(run=_localstack_down)
 
     from recsys.evaluation.cli import add_arguments as add_evaluate_arguments
     from recsys.evaluation.cli import run as run_evaluate

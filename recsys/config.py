@@ -17,7 +17,8 @@ from recsys.inputs import MAX_ID_CHARS, MAX_PROPERTY_CHARS, MIN_TIME_S
 PROJECT = "recsys"
 STAGES = ("dev", "prod")
 DEFAULT_STAGE = "dev"
-# moto's and LocalStack's fixed account; real deployments pass their own.
+# moto's fixed account (LocalStack's is 000000000000: recsys.local.localstack.LOCALSTACK_ACCOUNT); real deployments
+# pass their own.
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
 # Stable production-variant names of the ranking endpoint: A/B analysis, alarms and promotion key on them.
@@ -630,11 +631,14 @@ class ServingConfig:
     data_capture_percent: int = 20
     data_capture_prefix: str = "data-capture"
     # Model artifacts (model.tar.gz) live under this prefix of the artifacts bucket. The stack's EndpointConfig
-    # serves each variant's live key (live_model_key): uploaded once before the first deploy, then copied there
-    # by the daily pipeline after each UpdateEndpoint, so redeploying the stack keeps the deployed models.
+    # serves each variant's live key (live_model_key): seeded with the bootstrap model by the first deploy
+    # (recsys.live_models), then copied there by the daily pipeline after each UpdateEndpoint, so redeploying the
+    # stack keeps the deployed models.
     model_prefix: str = "models"
     max_candidates: int = 2000
     log_retention_days: int = 30
+    # The deploy-time function that seeds empty live keys with the bootstrap model (a copy per variant).
+    seed_function: LambdaConfig = field(default_factory=lambda: LambdaConfig(memory_mb=256, timeout_s=60))
     alarms: ServingAlarmConfig = field(default_factory=ServingAlarmConfig)
 
     def __post_init__(self) -> None:

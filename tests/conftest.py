@@ -1,6 +1,9 @@
 """Session-wide fixtures: one moto server and one Valkey server for the whole run.
 
-Tests that use them get clean state: `aws` resets moto, `redis_client` flushes
+`RECSYS_TEST_AWS=localstack` (`make test-localstack`) adds a LocalStack process and sends every AWS call to it but
+those of the services LocalStack lacks (recsys.local.localstack.MOTO_SERVICES), which stay on moto.
+
+Tests that use them get clean state: `aws` resets moto (and LocalStack), `redis_client` flushes
 the database. Expensive things (the platform processes, a CDK synth, a Spark
 session) are started once per session.
 """
@@ -15,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from recsys.config import StageConfig, load_stage
-from recsys.local.services import LOCAL_CREDENTIALS, LocalPlatform, reset_moto
+from recsys.local.services import LOCAL_CREDENTIALS, LocalPlatform
+
+TEST_TARGETS = ("moto", "localstack")
+TEST_TARGET = os.environ.get("RECSYS_TEST_AWS", "moto")
+if TEST_TARGET not in TEST_TARGETS:
+    raise pytest.UsageError(f"RECSYS_TEST_AWS: expected one of {', '.join(TEST_TARGETS)}, got {TEST_TARGET!r}")
+# tests/localstack/ needs LocalStack: it is collected in the LocalStack tier only.
+collect_ignore = [] if TEST_TARGET == "localstack" else ["localstack"]
 
 # No test may reach real AWS: fake credentials unless a fixture points boto3 somewhere.
 for _name, _value in LOCAL_CREDENTIALS.items():
@@ -25,7 +35,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 @pytest.fixture(scope="session")
 def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    platform = LocalPlatform.start(tmp_path_factory.mktemp("services"))
+    platform = LocalPlatform.start(tmp_path_factory.mktemp("services"), localstack=TEST_TARGET == "localstack")
     saved = {name: os.environ.get(name) for name in platform.env}
     platform.apply_env()
     yield platform
@@ -39,8 +49,8 @@ def local_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPl
 
 @pytest.fixture
 def aws(local_platform: LocalPlatform) -> Iterator[LocalPlatform]:
-    """A moto server with no resources in it."""
-    reset_moto(local_platform.moto.url)
+    """The AWS stand-ins (moto, or LocalStack and moto) with no resources in them."""
+    local_platform.reset_aws()
     yield local_platform
 
 

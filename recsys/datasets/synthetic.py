@@ -440,3 +440,38 @@ def generate(out_dir: str | Path, n_users: int = 2_000, n_items: int = 1_000, n_
             writer.writerows(rows)
             done += target
     return GenerationSummary(world, out, len(world.users), len(world.items), done, dict(event_types))
+
+
+def write_training_channels(root: str | Path, *, n_users: int, n_items: int, n_events: int, days: int = 14,
+                            seed: int = 0) -> float:
+    """A SageMaker training job's /opt/ml input layout under `root`, from synthetic data: the interactions channel
+    (the CSVs), and train / validation Parquet splits shaped as recsys.batch.training_set writes them (the items
+    each user interacted with after the cutoff, 3 sampled negatives each, two batch feature columns). Returns the
+    cutoff (the 70% time quantile)."""
+    import numpy as np
+    import pandas as pd
+
+    root = Path(root)
+    interactions_dir = root / "input/data/interactions"
+    generate(interactions_dir, n_users=n_users, n_items=n_items, n_events=n_events, days=days, seed=seed)
+    frame = pd.read_csv(interactions_dir / "interactions.csv", dtype={"USER_ID": str, "ITEM_ID": str})
+    cutoff = float(np.quantile(frame["TIMESTAMP"], 0.7))
+    positives = frame[frame["TIMESTAMP"] >= cutoff].groupby(["USER_ID", "ITEM_ID"])["EVENT_TYPE"].agg(set)
+    rng = np.random.default_rng(0)
+    items = frame["ITEM_ID"].unique()
+    rows = []
+    for (user, item), events in positives.items():
+        rows.append({"user_id": user, "item_id": item, "label_click": int("click" in events),
+                     "label_play": int(bool({"watch", "listen"} & events)),
+                     "label_purchase": int("purchase" in events), "row_source": "interaction"})
+        for negative in rng.choice(items, 3, replace=False):
+            rows.append({"user_id": user, "item_id": negative, "label_click": 0, "label_play": 0,
+                         "label_purchase": 0, "row_source": "sampled"})
+    training = pd.DataFrame(rows).drop_duplicates(["user_id", "item_id"])
+    training["item_click_count"] = rng.integers(0, 30, len(training))
+    training["user_click_count_7d"] = rng.integers(0, 10, len(training)).astype(float)
+    is_valid = training["user_id"].isin(set(training["user_id"].unique()[::4]))
+    for name, part in (("train", training[~is_valid]), ("validation", training[is_valid])):
+        (root / f"input/data/{name}").mkdir(parents=True, exist_ok=True)
+        part.to_parquet(root / f"input/data/{name}/part-00000.parquet", index=False)
+    return cutoff

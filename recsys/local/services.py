@@ -46,7 +46,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(probe, what: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+def wait_until(probe, what: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -122,7 +122,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
@@ -151,9 +151,9 @@ def start_valkey(log_dir: Path, port: int | None = None, timeout_s: float = 15.0
         "--appendonly", "no",
         "--protected-mode", "yes",
     ]
-    proc, log = _spawn("valkey", argv, log_dir)
+    proc, log = spawn("valkey", argv, log_dir)
     url = f"redis://127.0.0.1:{port}/0"
-    _wait_until(lambda: redis.Redis.from_url(url, socket_timeout=0.5).ping(), "valkey", timeout_s, proc)
+    wait_until(lambda: redis.Redis.from_url(url, socket_timeout=0.5).ping(), "valkey", timeout_s, proc)
     return Service("valkey", proc.pid, port, url, log)
 
 
@@ -179,13 +179,13 @@ def start_valkey_cluster(log_dir: Path, nodes: int = 3, timeout_s: float = 20.0)
         for _ in range(nodes):
             port = _free_cluster_port()
             data_dir = Path(tempfile.mkdtemp(prefix="valkey-cluster-", dir=log_dir if log_dir.exists() else None))
-            proc, log = _spawn(f"valkey-cluster-{port}", [
+            proc, log = spawn(f"valkey-cluster-{port}", [
                 valkey_binary(), "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
                 "--cluster-config-file", str(data_dir / "nodes.conf"), "--dir", str(data_dir), "--save", "",
                 "--appendonly", "no"], log_dir)
             url = f"redis://127.0.0.1:{port}/0"
             services.append(Service(f"valkey-cluster-{port}", proc.pid, port, url, log))
-            _wait_until(lambda: redis.Redis.from_url(url, socket_timeout=0.5).ping(), "valkey cluster node",
+            wait_until(lambda: redis.Redis.from_url(url, socket_timeout=0.5).ping(), "valkey cluster node",
                         timeout_s, proc)
         clients = [redis.Redis(port=service.port, socket_timeout=2) for service in services]
         bounds = [16384 * n // nodes for n in range(nodes + 1)]
@@ -198,7 +198,7 @@ def start_valkey_cluster(log_dir: Path, nodes: int = 3, timeout_s: float = 20.0)
             return all(c.cluster("info")["cluster_state"] == "ok" and len(c.cluster("nodes")) == nodes
                        for c in clients)
 
-        _wait_until(converged, "the valkey cluster", timeout_s)
+        wait_until(converged, "the valkey cluster", timeout_s)
         return services
     except BaseException:
         for service in services:
@@ -210,14 +210,14 @@ def start_moto(log_dir: Path, port: int | None = None, timeout_s: float = 30.0) 
     port = port or free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     # MOTO_PORT: moto's Step Functions interpreter sends a state machine's SDK and SNS tasks to this port.
-    proc, log = _spawn("moto", argv, log_dir, env={**LOCAL_CREDENTIALS, "MOTO_PORT": str(port)})
+    proc, log = spawn("moto", argv, log_dir, env={**LOCAL_CREDENTIALS, "MOTO_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=1) as response:
             return response.status == 200
 
-    _wait_until(ready, "moto server", timeout_s, proc)
+    wait_until(ready, "moto server", timeout_s, proc)
     configure_moto(url)
     return Service("moto", proc.pid, port, url, log)
 
@@ -243,15 +243,27 @@ def reset_moto(url: str) -> None:
 
 @dataclass
 class LocalPlatform:
-    """The running local services and how to reach them."""
+    """The running local services and how to reach them. With `localstack`, AWS calls go to LocalStack and only
+    the services it lacks to moto (recsys.local.localstack)."""
 
     moto: Service
     valkey: Service
+    localstack: Service | None = None
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        return (self.moto, self.valkey) + ((self.localstack,) if self.localstack else ())
 
     @property
     def env(self) -> dict[str, str]:
         """Environment that points boto3 (via recsys.aws) and the Redis adapter at the stand-ins."""
-        return {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.moto.url, "RECSYS_REDIS_URL": self.valkey.url}
+        if self.localstack is not None:
+            from recsys.local.localstack import client_env
+
+            aws_env = client_env(self.localstack.url, self.moto.url)
+        else:
+            aws_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": self.moto.url}
+        return {**aws_env, "RECSYS_REDIS_URL": self.valkey.url}
 
     def apply_env(self) -> None:
         from recsys import aws
@@ -259,16 +271,26 @@ class LocalPlatform:
         os.environ.update(self.env)
         aws.reset_clients()
 
+    def reset_aws(self) -> None:
+        """Drop every AWS resource the platform created, on moto and on LocalStack."""
+        reset_moto(self.moto.url)
+        if self.localstack is not None:
+            from recsys.local.localstack import reset_localstack
+
+            reset_localstack(self.localstack.url)
+
     def alive(self) -> bool:
-        return self.moto.alive() and self.valkey.alive()
+        return all(service.alive() for service in self.services)
 
     def stop(self) -> None:
-        for service in (self.moto, self.valkey):
+        for service in self.services:
             service.stop()
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"moto": asdict(self.moto), "valkey": asdict(self.valkey)}, indent=2))
+        path.write_text(json.dumps({name: asdict(service) for name, service in
+                                    (("moto", self.moto), ("valkey", self.valkey), ("localstack", self.localstack))
+                                    if service is not None}, indent=2))
 
     @classmethod
     def load(cls, path: Path) -> "LocalPlatform | None":
@@ -276,15 +298,22 @@ class LocalPlatform:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
-        platform = cls(moto=Service(**data["moto"]), valkey=Service(**data["valkey"]))
+        platform = cls(**{name: Service(**fields) for name, fields in data.items()})
         return platform if platform.alive() else None
 
     @classmethod
-    def start(cls, log_dir: Path) -> "LocalPlatform":
+    def start(cls, log_dir: Path, *, localstack: bool = False) -> "LocalPlatform":
         valkey = start_valkey(log_dir)
+        started = [valkey]
         try:
             moto = start_moto(log_dir)
-        except Exception:
-            valkey.stop()
+            started.append(moto)
+            if not localstack:
+                return cls(moto=moto, valkey=valkey)
+            from recsys.local.localstack import start_localstack
+
+            return cls(moto=moto, valkey=valkey, localstack=start_localstack(log_dir))
+        except BaseException:
+            for service in started:
+                service.stop()
             raise
-        return cls(moto=moto, valkey=valkey)

@@ -1,6 +1,9 @@
 """The ranking endpoint: the inference image, one SageMaker Model per variant, an EndpointConfig with the
 champion and challenger production variants and data capture, the endpoint, per-variant autoscaling and alarms.
 
+On a fresh account the live model keys are empty: `BootstrapModel` seeds them with the bootstrap model before the
+endpoint is created, so the first `cdk deploy --all` needs no hand step (recsys/live_models.py).
+
 The stack owns the endpoint's name and its *initial* EndpointConfig; the daily pipeline deploys new models by
 creating new Models and an EndpointConfig with the same variant names and calling UpdateEndpoint, so the
 autoscaling targets (`endpoint/<name>/variant/<variant>`) and the alarms' dimensions stay valid across deploys.
@@ -24,6 +27,7 @@ from constructs import Construct
 
 from recsys.config import StageConfig, VariantConfig
 from recsys.pipeline.run import PIPELINE_PREFIX
+from stacks.constructs.bootstrap_model import BootstrapModel
 from stacks.constructs.bundling import image_asset, image_context
 from stacks.constructs.logs import encrypted_log_group
 from stacks.nag import acknowledge
@@ -169,6 +173,10 @@ class RankerEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.endpoint.node.add_dependency(self.log_group)
+        # SageMaker downloads every variant's model data when it creates the endpoint.
+        self.bootstrap = BootstrapModel(self, "BootstrapModel", config=config, key=key, bucket=artifacts_bucket,
+                                        keys=[serving.live_model_key(name) for name, _ in serving.variants])
+        self.endpoint.node.add_dependency(self.bootstrap.seed)
 
         self.alarms: dict[str, list[cloudwatch.Alarm]] = {}
         for name, variant in serving.variants:

@@ -19,7 +19,8 @@ import pytest
 from recsys import aws
 from recsys.config import CHAMPION_VARIANT, StageConfig
 from recsys.events import Event
-from recsys.local.services import LocalPlatform, reset_moto
+from recsys.local.services import LocalPlatform
+from tests.delivery import receive
 
 REPLAYED = 400
 
@@ -135,7 +136,7 @@ E2E_STAGES: list[Callable[[E2E], None]] = [
 def e2e(local_platform, spark, stage_config, tmp_path_factory):
     import redis
 
-    reset_moto(local_platform.moto.url)
+    local_platform.reset_aws()
     redis.Redis.from_url(local_platform.valkey.url).flushall()
     state = E2E(stage_config, local_platform, tmp_path_factory.mktemp("e2e"), spark)
     try:
@@ -234,9 +235,7 @@ def test_the_model_is_registered_and_deployed_as_champion(e2e):
 
 
 def test_on_call_is_notified_of_the_deployment(e2e):
-    messages = aws.client("sqs").receive_message(QueueUrl=e2e.oncall_queue, WaitTimeSeconds=1,
-                                                 MaxNumberOfMessages=10).get("Messages", [])
-    envelopes = [json.loads(m["Body"]) for m in messages]
+    envelopes = [json.loads(m["Body"]) for m in receive(e2e.oncall_queue, 1, settle_s=0.5)]
     (envelope,) = envelopes
     assert envelope["Subject"].endswith(f"deployed {e2e.run.model_version}")
     assert json.loads(envelope["Message"])["gate"]["passed"] is True

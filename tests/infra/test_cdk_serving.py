@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import tarfile
 from dataclasses import replace
 from typing import Any
 
@@ -171,9 +172,42 @@ def test_scan_on_push_is_turned_on_for_the_repository_the_image_goes_to(dev: Syn
         if "ScanOnPush" in p["Properties"]["PolicyName"]
     ]
     assert [s["Action"] for s in policy] == ["ecr:PutImageScanningConfiguration"]
-    (provider,) = dev.resources("serving", "AWS::Lambda::Function").values()
+    # The AwsCustomResource singleton's function (CDK's fixed logical id prefix), not the bootstrap model's.
+    (provider,) = [f for i, f in dev.resources("serving", "AWS::Lambda::Function").items()
+                   if i.startswith("AWS679f53fac002430cb0da5b7982bd2287")]
     logs = dev.templates["serving"]["Resources"][provider["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
     assert dev.resolve_import(logs["Properties"]["KmsKeyId"]) == dev.key_arn()
+
+
+# --- the first deploy ------------------------------------------------------------------------------------------
+
+
+def test_the_first_deploy_needs_no_hand_step(synth: Synth) -> None:
+    """Every model object the endpoint loads when it is created is put there by the deploy itself: the bootstrap
+    model, shipped as an asset of this assembly, is copied to each empty live key before the endpoint exists."""
+    ((seed_id, seed),) = synth.resources("serving", "Custom::SeedLiveModels").items()
+    (endpoint,) = synth.resources("serving", "AWS::SageMaker::Endpoint").values()
+    assert seed_id in endpoint["DependsOn"]
+    props = seed["Properties"]
+    loaded = {_joined(_model_of(synth, name)["PrimaryContainer"]["ModelDataUrl"]) for name in VARIANTS}
+    bucket = synth.config.names.bucket("artifacts", "${AWS::AccountId}")
+    assert _joined(props["Bucket"]) == bucket
+    assert {f"s3://{bucket}/{key}" for key in props["Keys"]} == loaded
+    files = json.loads((synth.outdir / f"{synth.config.prefix}-serving.assets.json").read_text())["files"]
+    (asset,) = [a for asset_hash, a in files.items() if props["SourceKey"].startswith(asset_hash)]
+    archive = synth.outdir / asset["source"]["path"]
+    with tarfile.open(archive) as tar:
+        assert json.load(tar.extractfile("bundle.json"))["metrics"] == {"bootstrap": True}
+    # The seeding function may read the asset object and write the live keys, nothing else of either bucket.
+    function_role = {f["Properties"]["Role"]["Fn::GetAtt"][0] for i, f in
+                     synth.resources("serving", "AWS::Lambda::Function").items() if "SeedFunction" in i}
+    (statements,) = [p["Properties"]["PolicyDocument"]["Statement"] for p in
+                     synth.resources("serving", "AWS::IAM::Policy").values()
+                     if p["Properties"]["Roles"] == [{"Ref": role} for role in function_role]]
+    s3_statements = [st for st in statements if any(a.startswith("s3:") for a in _actions(st))]
+    resources_of = {a: st["Resource"] for st in s3_statements for a in _actions(st)}
+    assert set(resources_of) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert "ListBucket" not in json.dumps([st for st in s3_statements if "Condition" not in st])
 
 
 # --- endpoint and data capture -----------------------------------------------------------------------------------

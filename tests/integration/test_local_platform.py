@@ -7,6 +7,7 @@ import pytest
 from recsys import aws
 from recsys.local.resources import create_resources, enforces_tls
 from recsys.local.services import LocalPlatform, ServiceError, start_valkey
+from tests.delivery import receive
 
 
 def test_resources_follow_the_stage_config(local_resources, stage_config):
@@ -40,6 +41,8 @@ def test_buckets_are_encrypted_private_and_reachable_over_the_local_plain_http_e
 
 
 def test_ssl_only_policy_applies_to_tls_endpoints(monkeypatch):
+    for name in ("RECSYS_AWS_TARGET", "AWS_ENDPOINT_URL_S3"):  # the LocalStack tier's routing
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.test")
     assert enforces_tls()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
@@ -56,8 +59,8 @@ def test_creating_resources_twice_converges(local_resources, stage_config):
 
 def test_sns_to_sqs_delivers_the_raw_message(local_resources):
     aws.client("sns").publish(TopicArn=local_resources.events_topic_arn, Message='{"hello": "world"}')
-    messages = aws.client("sqs").receive_message(QueueUrl=local_resources.feature_queue_url, WaitTimeSeconds=1)
-    assert [m["Body"] for m in messages["Messages"]] == ['{"hello": "world"}']
+    messages = receive(local_resources.feature_queue_url, 1, settle_s=0.5)
+    assert [m["Body"] for m in messages] == ['{"hello": "world"}']
 
 
 def test_valkey_is_a_real_server(redis_client):
@@ -95,8 +98,8 @@ def _oncall_messages(resources) -> list[dict]:
 
 
 def _received(url: str) -> list[dict]:
-    messages = aws.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10)
-    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+    """The one notification a test expects on the probe queue (and any that came with it)."""
+    return [json.loads(m["Body"]) for m in receive(url, 1, settle_s=0.5)]
 
 
 def test_a_failing_step_notifies_on_call_and_counts_a_pipeline_failure(local_resources, stage_config, local_platform,

@@ -21,6 +21,7 @@ from substitution import default_token, resolve_definition, substitute_tasks  # 
 from recsys import aws  # noqa: E402
 from recsys.config import LOCAL_ACCOUNT, StageConfig, load_stage  # noqa: E402
 from recsys.pipeline.aws_steps import StepSettings  # noqa: E402
+from tests.delivery import receive  # noqa: E402
 
 # The stage config the tests synthesize: dev, with 1 s between retries so a retried failure takes seconds.
 RETRY_INTERVAL_S = 1
@@ -62,10 +63,10 @@ class PipelineUnderTest:
     pipeline_topic_queue: str
     alarm_topic_queue: str
 
-    def messages(self, queue_url: str) -> list[dict[str, Any]]:
-        """SNS notifications received on a watch queue, their Message parsed."""
-        sqs = aws.client("sqs")
-        found = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    def messages(self, queue_url: str, expected: int) -> list[dict[str, Any]]:
+        """SNS notifications received on a watch queue, their Message parsed: `expected` of them within the
+        deadline, or (0) none within a second."""
+        found = receive(queue_url, expected, settle_s=1.0 if expected == 0 else 0.5)
         return [{**json.loads(m["Body"]), "Message": json.loads(json.loads(m["Body"])["Message"])} for m in found]
 
 
@@ -98,7 +99,8 @@ def pipeline(local_resources, pipeline_config: StageConfig, pipeline_template) -
     machine = aws.client("stepfunctions").create_state_machine(
         name=names.state_machine,
         definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/pipeline-test",
+        # The target's own account: LocalStack runs a state machine's SDK tasks as its role, in the role's account.
+        roleArn=f"arn:aws:iam::{aws.account_id()}:role/pipeline-test",
     )["stateMachineArn"]
 
     s3 = aws.client("s3")

@@ -121,9 +121,9 @@ def test_a_run_goes_through_every_step_and_deploys_the_new_model(pipeline) -> No
     assert output["registration"]["model_package_arn"] == package["ModelPackageArn"]
     assert output["deployment"]["action"] == "create"
 
-    (notification,) = pipeline.messages(pipeline.pipeline_topic_queue)
+    (notification,) = pipeline.messages(pipeline.pipeline_topic_queue, 1)
     assert notification["Message"]["deployed"] is True and notification["Message"]["run"] == plan["run_id"]
-    assert pipeline.messages(pipeline.alarm_topic_queue) == []
+    assert pipeline.messages(pipeline.alarm_topic_queue, 0) == []
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_a_transient_failure_is_retried_and_the_run_succeeds(pipeline, state: st
     assert execution["status"] == "SUCCEEDED", execution
     attempts = [attempt for called, attempt, _ in worker.calls if called == state]
     assert attempts == [0, 1]
-    assert pipeline.messages(pipeline.alarm_topic_queue) == []
+    assert pipeline.messages(pipeline.alarm_topic_queue, 0) == []
 
 
 def test_a_model_below_the_gate_is_not_registered_nor_deployed(pipeline) -> None:
@@ -146,7 +146,7 @@ def test_a_model_below_the_gate_is_not_registered_nor_deployed(pipeline) -> None
     assert Step.REGISTER_MODEL.value not in worker.states_called()
     assert Step.DEPLOY.value not in worker.states_called()
     assert aws.client("sagemaker").list_endpoints()["Endpoints"] == []
-    (notification,) = pipeline.messages(pipeline.pipeline_topic_queue)
+    (notification,) = pipeline.messages(pipeline.pipeline_topic_queue, 1)
     assert notification["Message"]["deployed"] is False
     assert any("lift over popularity" in reason for reason in notification["Message"]["reasons"])
 
@@ -177,10 +177,10 @@ def test_a_failure_notifies_on_call_and_counts_pipeline_failures(
     # The failure path; moto records no "entered" event for the final Fail state, but the history ends with it.
     assert entered[entered.index(failed_state) + 1:][:2] == ["CountFailure", "AlertOnCall"]
     assert execution.get("error") in (None, "PipelineFailed"), execution.get("cause")
-    (alert,) = pipeline.messages(pipeline.alarm_topic_queue)
+    (alert,) = pipeline.messages(pipeline.alarm_topic_queue, 1)
     assert alert["Message"]["error"] == error
     assert alert["Message"]["execution"] == execution["executionArn"]
-    assert pipeline.messages(pipeline.pipeline_topic_queue) == []
+    assert pipeline.messages(pipeline.pipeline_topic_queue, 0) == []
     metrics = aws.client("cloudwatch").list_metrics(Namespace=pipeline.config.names.metrics_namespace,
                                                     MetricName="PipelineFailures")["Metrics"]
     assert len(metrics) == 1

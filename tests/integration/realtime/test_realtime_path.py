@@ -13,6 +13,7 @@ from recsys.features import FeatureReader
 from recsys.local.http_api import post_json
 from recsys.local.realtime import cold_start, replay_events, serve_realtime_path
 from recsys.local.services import start_valkey
+from tests.delivery import wait_for_messages
 
 
 
@@ -57,6 +58,7 @@ def test_a_posted_event_becomes_a_readable_feature(path, redis_client, stage_con
     )
     assert status == 200 and answer["accepted"] == 2
     assert features(redis_client, stage_config, "u1", ["show-7"]).items["show-7"]["item_likes"] == 0
+    wait_for_messages(local_resources.feature_queue_url, 2)
 
     summary = path.runner.run_until_empty()
 
@@ -76,6 +78,7 @@ def test_a_poison_message_ends_in_the_dlq_while_the_rest_of_its_batch_is_applied
     assert post_events(path, "u1", like("a"), like("b"))[0] == 200
     poison = '{"event_id": "p", "user_id": "u1"}'
     aws.client("sns").publish(TopicArn=local_resources.events_topic_arn, Message=poison)
+    wait_for_messages(local_resources.feature_queue_url, 3)
 
     summary = path.runner.run_until_empty()
 
@@ -91,10 +94,13 @@ def test_a_poison_message_ends_in_the_dlq_while_the_rest_of_its_batch_is_applied
 def test_duplicate_delivery_counts_once(path, redis_client, stage_config, local_resources):
     for _ in range(2):  # the client retries the same event
         assert post_events(path, "u1", like("a", event_id="dup-1"))[0] == 200
+    wait_for_messages(local_resources.feature_queue_url, 1)
     path.runner.run_until_empty()
     # Once more after it was applied, and SNS delivers that message twice (at-least-once delivery).
     assert post_events(path, "u1", like("a", event_id="dup-1"))[0] == 200
+    wait_for_messages(local_resources.feature_queue_url, 1)
     aws.client("sns").publish(TopicArn=local_resources.events_topic_arn, Message=_only_message(local_resources))
+    wait_for_messages(local_resources.feature_queue_url, 2)
 
     summary = path.runner.run_until_empty()
 
@@ -125,10 +131,12 @@ def test_a_store_outage_fails_the_batch_and_a_retry_makes_the_totals_exact(
     client = redis.Redis.from_url(valkey.url)
     try:
         assert post_events(path, "u1", like("a"), like("b"), like("c"))[0] == 200
+        wait_for_messages(local_resources.feature_queue_url, 3)
         assert path.runner.run_until_empty().deleted == 3
 
         view = {"event_type": "view", "sent_at": time.time()}
         assert post_events(path, "u1", like("a"), like("b"), like("d"), view)[0] == 200
+        wait_for_messages(local_resources.feature_queue_url, 4)
         os.kill(valkey.pid, signal.SIGSTOP)  # the store hangs mid-batch: writes may land after the client gave up
         try:
             during = path.runner.poll_once(wait_s=0)
@@ -165,6 +173,7 @@ def test_the_api_rejects_malformed_events_with_a_4xx_naming_the_field(path, loca
     assert (status, answer["errors"]) == (400, [{"field": "items[0].PRICE", "message": "must be >= 0, got -3"}])
 
     # Only the one valid event went anywhere.
+    wait_for_messages(local_resources.feature_queue_url, 1)
     assert path.runner.run_until_empty().received == 1
 
 

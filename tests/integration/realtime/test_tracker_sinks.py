@@ -5,6 +5,7 @@ import json
 from recsys import aws
 from recsys.events import Event
 from recsys.tracker.sinks import FirehoseSender, NullSender, SnsEventPublisher, archive_for
+from tests.delivery import receive
 
 NOW = 1_714_564_800.0
 
@@ -16,22 +17,10 @@ def events(count, event_type="like"):
     ]
 
 
-def drain(queue_url):
-    sqs, messages = aws.client("sqs"), []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-        "Messages"
-    ):
-        messages.extend(batch)
-        sqs.delete_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in batch]
-        )
-    return messages
-
-
 def test_sns_publishes_every_event_in_chunks_with_filterable_attributes(local_resources):
     sent = events(23)
     assert SnsEventPublisher(local_resources.events_topic_arn).deliver(sent) == {}
-    messages = drain(local_resources.feature_queue_url)
+    messages = receive(local_resources.feature_queue_url, len(sent), settle_s=0.5, attributes=True)
     assert sorted((Event.from_json(m["Body"]) for m in messages), key=lambda e: e.event_id) == sorted(
         sent, key=lambda e: e.event_id
     )
@@ -59,7 +48,7 @@ def test_a_subscription_filter_on_event_type_works(local_resources):
     )
     publisher = SnsEventPublisher(local_resources.events_topic_arn)
     publisher.deliver(events(2, "like") + [Event("v", "u", "view", NOW)])
-    assert sorted(Event.from_json(m["Body"]).event_type for m in drain(likes_url)) == ["like", "like"]
+    assert sorted(Event.from_json(m["Body"]).event_type for m in receive(likes_url, 2, settle_s=0.5)) == ["like", "like"]
 
 
 def test_firehose_lands_newline_delimited_json_in_s3(local_resources):

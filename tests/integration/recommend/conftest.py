@@ -68,16 +68,10 @@ def loaded_store(redis_client, rec_dataset, stage_config):
     return redis_client
 
 
-def read_impressions(queue_url: str) -> list[dict]:
-    """Every impression event that reached the feature writer's queue (SNS -> SQS, raw delivery)."""
-    from recsys import aws
+def read_impressions(queue_url: str, expected: int) -> list[dict]:
+    """The impression events that reached the feature writer's queue (SNS -> SQS, raw delivery): `expected` of them
+    within the deadline, or (0) none within a second."""
+    from tests.delivery import receive
 
-    sqs = aws.client("sqs")
-    found = []
-    for _ in range(5):
-        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = answer.get("Messages", [])
-        if not messages:
-            break
-        found += [json.loads(m["Body"]) for m in messages]
+    found = [json.loads(m["Body"]) for m in receive(queue_url, expected, settle_s=1.0 if expected == 0 else 0.5)]
     return [event for event in found if event["event_type"] == "impression"]

@@ -73,7 +73,7 @@ def test_exposures_are_logged_as_impression_events(api, dataset_end, local_resou
     body = post_json(api.url + "/recommendations", {"userId": USERS[0], "numResults": 5, "sessionId": "s-1",
                                                     "context": {"time": dataset_end}})[1]
     api.recommender.side_effects.drain()
-    events = read_impressions(local_resources.feature_queue_url)
+    events = read_impressions(local_resources.feature_queue_url, 1)
     assert len(events) == 1
     event = events[0]
     assert event["recommendation_id"] == body["recommendationId"]
@@ -251,5 +251,5 @@ def test_anonymous_showcase_logs_nothing_and_stores_no_snapshot(api, dataset_end
     status, body = post_json(api.url + "/showcase", {"context": {"platform": "web", "time": dataset_end}})
     assert status == 200 and body["shelves"] and body["degraded"] is False
     api.recommender.side_effects.drain()
-    assert read_impressions(local_resources.feature_queue_url) == []
+    assert read_impressions(local_resources.feature_queue_url, 0) == []
     assert not list(loaded_store.scan_iter(match="*:showcase:*"))

@@ -40,7 +40,7 @@ def test_the_recommend_lambda_answers_proxy_events_and_emits_the_agreed_metrics(
     names = {m["Name"] for doc in metrics for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert names == {"RecommendRequests", "RecommendLatency", "RecommendDegraded", "EndpointFallbacks", "CircuitOpen",
                      "BoostsAutoDisabled", "BoostCapExceeded", "ExposuresLogged"}
-    events = read_impressions(lambda_env.feature_queue_url)  # inline delivery: nothing pending after the response
+    events = read_impressions(lambda_env.feature_queue_url, 1)  # inline delivery: published before the response
     assert [e["recommendation_id"] for e in events] == [answer["recommendationId"]]
     bad = apigateway_event("POST", "/recommendations", [("Content-Type", "application/json")], b'{"numResults": 3}',
                            stage="dev")
@@ -82,7 +82,7 @@ def test_batch_recommendations_from_s3_to_s3(lambda_env, dataset_end):
     assert out[0]["input"] == {"userId": USERS[0]} and out[0]["error"] is None
     assert out[2]["error"] == {"status": 400, "message": "userId: is required"}
     assert out[3]["error"]["message"] == "line: is not valid JSON"
-    assert read_impressions(lambda_env.feature_queue_url) == []  # nothing was shown: no exposure
+    assert read_impressions(lambda_env.feature_queue_url, 0) == []  # nothing was shown: no exposure
     module.recommender().close()
     module.recommender.cache_clear()
 

@@ -16,35 +16,10 @@ from recsys.ranking.bundle import ModelBundle
 @pytest.fixture(scope="module")
 def channels(tmp_path_factory):
     """A training-set-shaped Parquet split (as recsys.batch.training_set writes it) and the interactions channel."""
-    from recsys.datasets.synthetic import generate
+    from recsys.datasets.synthetic import write_training_channels
 
     root = tmp_path_factory.mktemp("opt-ml")
-    interactions_dir = root / "input/data/interactions"
-    generate(interactions_dir, n_users=150, n_items=80, n_events=6_000, days=14, seed=4)
-    frame = pd.read_csv(interactions_dir / "interactions.csv", dtype={"USER_ID": str, "ITEM_ID": str})
-    cutoff = float(np.quantile(frame["TIMESTAMP"], 0.7))
-    after = frame[frame["TIMESTAMP"] >= cutoff]
-    positives = after.groupby(["USER_ID", "ITEM_ID"])["EVENT_TYPE"].agg(set).reset_index()
-    rng = np.random.default_rng(0)
-    items = frame["ITEM_ID"].unique()
-    rows = []
-    for row in positives.itertuples():
-        rows.append({"user_id": row.USER_ID, "item_id": row.ITEM_ID, "label_click": int("click" in row.EVENT_TYPE),
-                     "label_play": int(bool({"watch", "listen"} & row.EVENT_TYPE)),
-                     "label_purchase": int("purchase" in row.EVENT_TYPE), "row_source": "interaction"})
-        for item in rng.choice(items, 3, replace=False):
-            rows.append({"user_id": row.USER_ID, "item_id": item, "label_click": 0, "label_play": 0,
-                         "label_purchase": 0, "row_source": "sampled"})
-    training = pd.DataFrame(rows).drop_duplicates(["user_id", "item_id"])
-    training["item_click_count"] = rng.integers(0, 30, len(training))
-    training["user_click_count_7d"] = rng.integers(0, 10, len(training)).astype(float)
-    users = training["user_id"].unique()
-    valid_users = set(users[::4])
-    is_valid = training["user_id"].isin(valid_users)
-    for name, part in (("train", training[~is_valid]), ("validation", training[is_valid])):
-        (root / f"input/data/{name}").mkdir(parents=True)
-        part.to_parquet(root / f"input/data/{name}/part-00000.parquet", index=False)
-    return root, cutoff
+    return root, write_training_channels(root, n_users=150, n_items=80, n_events=6_000, seed=4)
 
 
 def _args(root, hyperparameters: dict) -> list[str]:
